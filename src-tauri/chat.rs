@@ -1,0 +1,127 @@
+//! The gateway's own chat model: what every client format is parsed into and every
+//! provider is driven from, so N formats and M providers need N + M translators.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// One chat turn to answer. `native` keeps the client's own body when it is already in
+/// the provider's format, so fields Protogate does not model (tools, response_format, ...)
+/// pass through untouched.
+#[derive(Clone, Debug, Default)]
+pub struct ChatRequest {
+    /// The model as the upstream names it (provider prefix removed).
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Vec<String>,
+    /// The client asked for a usage report at the end of the stream.
+    pub include_usage: bool,
+    pub native: Option<NativeBody>,
+}
+
+/// A client body in a provider's wire format, model already rewritten.
+#[derive(Clone, Debug)]
+pub enum NativeBody {
+    OpenAi(serde_json::Map<String, serde_json::Value>),
+}
+
+impl ChatRequest {
+    /// The last user message, which is what the request log shows as "the prompt".
+    pub fn prompt(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+    ToolCalls,
+    Other,
+}
+
+impl FinishReason {
+    /// The name OpenAI's format uses.
+    pub fn as_openai(self) -> &'static str {
+        match self {
+            FinishReason::Stop | FinishReason::Other => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::ToolCalls => "tool_calls",
+        }
+    }
+
+    pub fn from_openai(name: &str) -> Self {
+        match name {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "content_filter" => FinishReason::ContentFilter,
+            "tool_calls" | "function_call" => FinishReason::ToolCalls,
+            _ => FinishReason::Other,
+        }
+    }
+}
+
+/// What a provider stream says, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChatEvent {
+    Text(String),
+    Finish(FinishReason),
+    Usage(Usage),
+    /// The upstream's own end marker (`[DONE]`, `message_stop`): the answer is complete.
+    End,
+}
+
+/// One upstream event, parsed; `raw` is its `data:` payload verbatim when it is already in
+/// the format the client speaks, so the gateway can forward it untouched.
+#[derive(Clone, Debug, Default)]
+pub struct Frame {
+    pub raw: Option<bytes::Bytes>,
+    pub events: Vec<ChatEvent>,
+}
+
+impl Frame {
+    pub fn event(event: ChatEvent) -> Self {
+        Frame {
+            raw: None,
+            events: vec![event],
+        }
+    }
+}
+
+/// A whole answer, for clients that did not ask to stream.
+#[derive(Clone, Debug, Default)]
+pub struct Completion {
+    pub text: String,
+    pub finish: Option<FinishReason>,
+    pub usage: Option<Usage>,
+    /// The upstream's body verbatim when it is already in the client's format.
+    pub raw: Option<serde_json::Value>,
+}

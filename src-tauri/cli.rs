@@ -1,0 +1,155 @@
+//! The command line. `protogate serve` runs the gateway without a window; with no
+//! subcommand the desktop app starts (the headless gateway until the desktop lands).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::gateway::{self, AppState};
+use crate::request_log::RequestLog;
+use crate::secrets::SecretStore;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "protogate",
+    version,
+    about = "An AI gateway on localhost for browser prototypes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway without a window (a workstation, a container).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback requires the access token.
+    #[arg(long, env = "PROTOGATE_HOST")]
+    pub host: Option<IpAddr>,
+    /// Port to listen on; 0 takes any free port.
+    #[arg(long, env = "PROTOGATE_PORT")]
+    pub port: Option<u16>,
+    /// Settings file (default: the OS config directory, e.g. ~/.config/protogate/settings.json).
+    #[arg(long, env = "PROTOGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs the command line; the exit code says whether it went well.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args),
+        None => {
+            eprintln!(
+                "protogate: the desktop window is not built yet; running the headless gateway \
+                 (same as `protogate serve`)"
+            );
+            serve(ServeArgs::default())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("protogate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("protogate=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Loads the settings with the command line's overrides applied before validation.
+pub fn load_config(args: &ServeArgs) -> Result<(Config, PathBuf), String> {
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => config::default_path().map_err(|e| e.to_string())?,
+    };
+    let mut raw = config::read_raw_or_create(&path).map_err(|e| e.to_string())?;
+    if let Some(host) = args.host {
+        raw.host = host.to_string();
+    }
+    if let Some(port) = args.port {
+        raw.port = port;
+    }
+    let config = Config::from_raw(raw, &path.display().to_string()).map_err(|e| e.to_string())?;
+    Ok((config, path))
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let (config, path) = load_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let log_dir = config.log.dir.clone().or_else(config::default_log_dir);
+        let log = RequestLog::new(
+            log_dir.as_deref(),
+            config.log.retention_days,
+            config.log.ring_size,
+            config.log.max_text_chars,
+        )
+        .map_err(|e| format!("cannot open the request log: {e}"))?;
+        let listener = gateway::bind(&config).await.map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let shown_host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        eprintln!("protogate: settings {}", path.display());
+        if let Some(dir) = &log_dir {
+            eprintln!("protogate: request log {}", dir.display());
+        }
+        println!(
+            "Protogate {} listening on http://{shown_host}:{} (default provider: {})",
+            env!("CARGO_PKG_VERSION"),
+            addr.port(),
+            config.default_provider
+        );
+        let state = AppState::new(config, log, SecretStore::new());
+        gateway::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| format!("the gateway stopped: {e}"))?;
+        eprintln!("protogate: stopped");
+        Ok(())
+    })
+}
+
+/// Ctrl-C, or SIGTERM from a service manager or `docker stop`.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,405 @@
+//! Settings: the JSON file on disk (`RawConfig`), checked once into a `Config` the
+//! gateway can trust. The file is shared by the desktop app and `protogate serve` and
+//! never holds a secret; secrets live in the keychain (see `secrets`).
+
+mod origin;
+mod raw;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
+pub use raw::{
+    CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection, RawConfig, DEFAULT_PORT,
+};
+
+/// A mistake in the settings, told with the file and the field so it can be fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+    #[error("no config directory: set XDG_CONFIG_HOME or pass --config")]
+    NoConfigDir,
+}
+
+/// A provider as the gateway uses it: checked, with its URL parsed.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    pub base_url: Option<reqwest::Url>,
+    pub default_model: String,
+    pub models: Vec<String>,
+    /// Pace of the demo provider's stream.
+    pub chunk_delay: Duration,
+}
+
+/// Limits that keep one prototype from starving the machine or the upstream bill.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    pub max_concurrent_streams: usize,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Where and how long request records are kept.
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    pub dir: Option<PathBuf>,
+    pub retention_days: usize,
+    pub ring_size: usize,
+    pub max_text_chars: usize,
+}
+
+/// Validated settings. Built only by [`Config::from_raw`], so every value in it is usable.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub default_provider: String,
+    pub providers: Vec<ProviderConfig>,
+    pub origins: OriginPolicy,
+    pub hosts: HostPolicy,
+    pub require_access_token: bool,
+    pub limits: Limits,
+    pub log: LogSettings,
+}
+
+impl Config {
+    /// Checks a parsed file; `source` names it in error messages.
+    pub fn from_raw(raw: RawConfig, source: &str) -> Result<Self, ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: source.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        let host: IpAddr = raw
+            .host
+            .parse()
+            .map_err(|_| invalid("host", format!("`{}` is not an IP address", raw.host)))?;
+        if !host.is_loopback() && !raw.require_access_token {
+            return Err(invalid(
+                "host",
+                format!(
+                    "serving on {host} exposes the gateway to the network; set \
+                     \"require_access_token\": true to do that"
+                ),
+            ));
+        }
+
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        for (i, p) in raw.providers.into_iter().enumerate() {
+            let field = |name: &str| format!("providers[{i}].{name}");
+            if p.id.is_empty()
+                || !p
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    &field("id"),
+                    format!("`{}` must be lowercase letters, digits, `-` or `_`", p.id),
+                ));
+            }
+            if providers.iter().any(|q: &ProviderConfig| q.id == p.id) {
+                return Err(invalid(&field("id"), format!("`{}` is used twice", p.id)));
+            }
+            let base_url = match (&p.kind, p.base_url) {
+                (ProviderKind::Demo, _) => None,
+                (_, None) => return Err(invalid(&field("base_url"), "is required".into())),
+                (_, Some(url)) => {
+                    let parsed = reqwest::Url::parse(&url)
+                        .map_err(|e| invalid(&field("base_url"), format!("`{url}`: {e}")))?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(invalid(
+                            &field("base_url"),
+                            format!("`{url}` must start with http:// or https://"),
+                        ));
+                    }
+                    Some(parsed)
+                }
+            };
+            let default_model = match p.default_model {
+                Some(m) if !m.is_empty() => m,
+                _ if p.kind == ProviderKind::Demo => raw::DEMO_MODEL.to_string(),
+                _ => return Err(invalid(&field("default_model"), "is required".into())),
+            };
+            providers.push(ProviderConfig {
+                id: p.id,
+                kind: p.kind,
+                base_url,
+                default_model,
+                models: p.models,
+                chunk_delay: Duration::from_millis(p.chunk_delay_ms),
+            });
+        }
+        if !providers.iter().any(|p| p.id == raw.default_provider) {
+            let ids: Vec<_> = providers.iter().map(|p| p.id.as_str()).collect();
+            return Err(invalid(
+                "default_provider",
+                format!(
+                    "`{}` is not one of the providers ({})",
+                    raw.default_provider,
+                    ids.join(", ")
+                ),
+            ));
+        }
+
+        let mut origins = Vec::with_capacity(raw.cors.allowed_origins.len());
+        for (i, pattern) in raw.cors.allowed_origins.iter().enumerate() {
+            origins.push(
+                OriginPattern::parse(pattern)
+                    .map_err(|m| invalid(&format!("cors.allowed_origins[{i}]"), m))?,
+            );
+        }
+        let origins = if raw.cors.allow_any_origin {
+            OriginPolicy::any()
+        } else {
+            OriginPolicy::list(origins)
+        };
+        for (i, name) in raw.allowed_hosts.iter().enumerate() {
+            if name.is_empty() || name.contains(['/', ' ', ':']) {
+                return Err(invalid(
+                    &format!("allowed_hosts[{i}]"),
+                    format!("`{name}` must be a bare host name, without scheme or port"),
+                ));
+            }
+        }
+
+        let l = raw.limits;
+        let positive = |field: &str, v: u64| {
+            if v == 0 {
+                Err(invalid(
+                    &format!("limits.{field}"),
+                    "must be above 0".into(),
+                ))
+            } else {
+                Ok(v)
+            }
+        };
+        let limits = Limits {
+            max_body_bytes: positive("max_body_bytes", l.max_body_bytes as u64)? as usize,
+            requests_per_minute: positive("requests_per_minute", l.requests_per_minute.into())?
+                as u32,
+            burst: positive("burst", l.burst.into())? as u32,
+            max_concurrent_streams: positive(
+                "max_concurrent_streams",
+                l.max_concurrent_streams as u64,
+            )? as usize,
+            connect_timeout: Duration::from_millis(positive(
+                "connect_timeout_ms",
+                l.connect_timeout_ms,
+            )?),
+            first_byte_timeout: Duration::from_millis(positive(
+                "first_byte_timeout_ms",
+                l.first_byte_timeout_ms,
+            )?),
+            idle_timeout: Duration::from_millis(positive("idle_timeout_ms", l.idle_timeout_ms)?),
+        };
+
+        Ok(Config {
+            host,
+            port: raw.port,
+            default_provider: raw.default_provider,
+            providers,
+            origins,
+            hosts: HostPolicy::new(raw.allowed_hosts),
+            require_access_token: raw.require_access_token,
+            limits,
+            log: LogSettings {
+                dir: raw.log.dir,
+                retention_days: raw.log.retention_days.max(1),
+                ring_size: raw.log.ring_size.max(1),
+                max_text_chars: raw.log.max_text_chars,
+            },
+        })
+    }
+
+    /// The provider named `id`.
+    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+/// The settings file in the OS config directory (`$XDG_CONFIG_HOME/protogate/settings.json`).
+pub fn default_path() -> Result<PathBuf, ConfigError> {
+    project_dirs()
+        .map(|d| d.config_dir().join("settings.json"))
+        .ok_or(ConfigError::NoConfigDir)
+}
+
+/// The directory for rolling request logs when the settings name none.
+pub fn default_log_dir() -> Option<PathBuf> {
+    project_dirs().map(|d| d.data_local_dir().join("logs"))
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "protogate", "protogate")
+}
+
+/// Reads and checks the file at `path`, writing the defaults there first if it is missing.
+pub fn load_or_create(path: &Path) -> Result<Config, ConfigError> {
+    let source = path.display().to_string();
+    Config::from_raw(read_raw_or_create(path)?, &source)
+}
+
+/// Reads the file at `path` as written, before checks, so the command line can override
+/// fields first. A missing file is created with the defaults.
+pub fn read_raw_or_create(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = RawConfig::default().to_json();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            std::fs::write(path, &text).map_err(|source| ConfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            text
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    parse_raw(&text, &path.display().to_string())
+}
+
+/// Parses and checks settings text; `source` names it in error messages.
+pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
+    Config::from_raw(parse_raw(text, source)?, source)
+}
+
+fn parse_raw(text: &str, source: &str) -> Result<RawConfig, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::Invalid {
+            path: source.to_string(),
+            field: if field == "." { "(file)".into() } else { field },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Demo => "demo",
+            ProviderKind::OpenAi => "openai",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, "settings.json").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_use_the_demo_provider() {
+        let config = parse(&RawConfig::default().to_json(), "defaults").expect("defaults load");
+        assert_eq!(config.port, DEFAULT_PORT);
+        assert_eq!(config.default_provider, "demo");
+        assert!(config.host.is_loopback(), "binds loopback by default");
+        assert!(config
+            .origins
+            .allows("https://project-abc.framercanvas.com"));
+    }
+
+    #[test]
+    fn broken_json_names_the_file() {
+        let e = err("{\"port\": 5711,");
+        assert!(e.starts_with("settings.json: "), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = err(r#"{"port": "high"}"#);
+        assert!(e.contains("port"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn unknown_provider_kind_names_the_field() {
+        let e = err(r#"{"providers": [{"id": "x", "kind": "openia", "base_url": "http://a"}]}"#);
+        assert!(e.contains("providers[0].kind"), "{e}");
+        assert!(e.contains("openia"), "{e}");
+    }
+
+    #[test]
+    fn bad_url_and_origin_are_reported() {
+        let e = err(
+            r#"{"default_provider": "x", "providers": [{"id": "x", "kind": "openai", "base_url": "not a url", "default_model": "m"}]}"#,
+        );
+        assert!(e.contains("providers[0].base_url"), "{e}");
+        let e = err(r#"{"cors": {"allowed_origins": ["https://fr*mer.com"]}}"#);
+        assert!(e.contains("cors.allowed_origins[0]"), "{e}");
+    }
+
+    #[test]
+    fn unknown_default_provider_lists_the_known_ones() {
+        let e = err(r#"{"default_provider": "claude"}"#);
+        assert!(e.contains("default_provider") && e.contains("demo"), "{e}");
+    }
+
+    #[test]
+    fn typo_in_a_key_is_refused_not_ignored() {
+        let e = err(r#"{"cors": {"alowed_origins": []}}"#);
+        assert!(e.contains("alowed_origins"), "{e}");
+    }
+
+    #[test]
+    fn lan_binding_requires_the_access_token() {
+        let e = err(r#"{"host": "0.0.0.0"}"#);
+        assert!(e.contains("require_access_token"), "{e}");
+        parse(
+            r#"{"host": "0.0.0.0", "require_access_token": true}"#,
+            "lan",
+        )
+        .expect("LAN with a token is allowed");
+    }
+
+    #[test]
+    fn missing_file_is_created_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/settings.json");
+        let config = load_or_create(&path).expect("created");
+        assert_eq!(config.port, DEFAULT_PORT);
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            written.contains("\"default_provider\": \"demo\""),
+            "{written}"
+        );
+    }
+}

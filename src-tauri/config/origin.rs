@@ -1,0 +1,289 @@
+//! Which browser origins may call the gateway, and which `Host` names it answers to.
+//!
+//! Origins follow the [Fetch standard's serialization](https://html.spec.whatwg.org/multipage/browsers.html#ascii-serialisation-of-an-origin):
+//! `scheme://host[:port]`, no path. A pattern may start its host with `*.`, which stands
+//! for one or more whole labels, and may end with `:*` for any port.
+
+/// One allowed origin, e.g. `https://*.framercanvas.com` or `http://localhost:*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginPattern {
+    scheme: String,
+    host: HostPattern,
+    port: PortPattern,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostPattern {
+    Exact(String),
+    /// Holds `.suffix`, leading dot included, so a match always ends on a label boundary.
+    Subdomains(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PortPattern {
+    Default,
+    Any,
+    Exact(u16),
+}
+
+impl OriginPattern {
+    /// Parses a pattern; the error says what is wrong with it.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("`{pattern}` {why}");
+        let (scheme, rest) = pattern
+            .split_once("://")
+            .ok_or_else(|| bad("needs a scheme, like https://"))?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
+        {
+            return Err(bad("has a bad scheme"));
+        }
+        if rest.contains('/') {
+            return Err(bad("must not have a path"));
+        }
+        let (host, port) = split_port(rest).ok_or_else(|| bad("has a bad port"))?;
+        let port = match port {
+            None => PortPattern::Default,
+            Some("*") => PortPattern::Any,
+            Some(p) => PortPattern::Exact(p.parse().map_err(|_| bad("has a bad port"))?),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if let Some(suffix) = host.strip_prefix("*.") {
+            if !valid_host(suffix) {
+                return Err(bad("has a bad host after `*.`"));
+            }
+            HostPattern::Subdomains(format!(".{suffix}"))
+        } else if valid_host(&host) {
+            HostPattern::Exact(host)
+        } else {
+            return Err(bad("has a bad host (a `*` may only stand for whole labels, as in https://*.example.com)"));
+        };
+        Ok(OriginPattern {
+            scheme: scheme.to_ascii_lowercase(),
+            host,
+            port,
+        })
+    }
+
+    fn matches(&self, scheme: &str, host: &str, port: Option<&str>) -> bool {
+        if !self.scheme.eq_ignore_ascii_case(scheme) {
+            return false;
+        }
+        let port_ok = match (&self.port, port) {
+            (PortPattern::Any, _) => true,
+            (PortPattern::Default, None) => true,
+            (PortPattern::Exact(want), Some(got)) => got.parse() == Ok(*want),
+            _ => false,
+        };
+        port_ok
+            && match &self.host {
+                HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+                HostPattern::Subdomains(suffix) => {
+                    host.len() > suffix.len()
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                        && !host[..host.len() - suffix.len()].ends_with('.')
+                }
+            }
+    }
+}
+
+/// Splits `host[:port]`, keeping IPv6 brackets with the host.
+fn split_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(port) => Some((host, Some(port))),
+            None if rest.is_empty() => Some((host, None)),
+            None => None,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => Some((host, Some(port))),
+            None => Some((authority, None)),
+        }
+    }
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.starts_with('[') && host.ends_with(']') {
+        return host[1..host.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// The origin allowlist. A newtype so the "any origin" switch cannot be confused with a
+/// list that happens to be empty.
+#[derive(Clone, Debug)]
+pub struct OriginPolicy(OriginInner);
+
+#[derive(Clone, Debug)]
+enum OriginInner {
+    Any,
+    List(Vec<OriginPattern>),
+}
+
+impl OriginPolicy {
+    /// Every origin is allowed (the explicit switch in settings).
+    #[must_use]
+    pub fn any() -> Self {
+        OriginPolicy(OriginInner::Any)
+    }
+
+    /// Only origins matching one of `patterns`.
+    #[must_use]
+    pub fn list(patterns: Vec<OriginPattern>) -> Self {
+        OriginPolicy(OriginInner::List(patterns))
+    }
+
+    /// Whether a request carrying `Origin: origin` may be answered.
+    pub fn allows(&self, origin: &str) -> bool {
+        match &self.0 {
+            OriginInner::Any => true,
+            OriginInner::List(patterns) => {
+                let Some((scheme, rest)) = origin.split_once("://") else {
+                    return false; // includes the opaque origin `null`
+                };
+                let Some((host, port)) = split_port(rest) else {
+                    return false;
+                };
+                if rest.contains('/') || !valid_host(&host.to_ascii_lowercase()) {
+                    return false;
+                }
+                patterns.iter().any(|p| p.matches(scheme, host, port))
+            }
+        }
+    }
+}
+
+/// Names the gateway answers to in the `Host` header. Anything else is refused before
+/// routing: a DNS-rebinding page reaches us with its own name in `Host`.
+#[derive(Clone, Debug)]
+pub struct HostPolicy {
+    extra: Vec<String>,
+}
+
+impl HostPolicy {
+    pub fn new(extra: Vec<String>) -> Self {
+        HostPolicy {
+            extra: extra.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// Whether a `Host` header value (with or without port) is ours. Empty is not.
+    pub fn allows(&self, host_header: &str) -> bool {
+        let Some((host, port)) = split_port(host_header) else {
+            return false;
+        };
+        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return false;
+        }
+        let host = host.to_ascii_lowercase();
+        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+            || self.extra.contains(&host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw::DEFAULT_ORIGINS;
+
+    fn defaults() -> OriginPolicy {
+        OriginPolicy::list(
+            DEFAULT_ORIGINS
+                .iter()
+                .map(|p| OriginPattern::parse(p).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn framer_origins_are_allowed_by_default() {
+        let policy = defaults();
+        for origin in [
+            "https://framer.com",
+            "https://project-x1y2.framercanvas.com",
+            "https://my-site.framer.app",
+            "https://a.b.framer.website",
+            "https://abc.plugins.framercdn.com",
+            "http://localhost:5173",
+            "http://127.0.0.1:3000",
+            "tauri://localhost",
+        ] {
+            assert!(policy.allows(origin), "{origin} should be allowed");
+        }
+    }
+
+    #[test]
+    fn lookalikes_and_other_schemes_are_refused() {
+        let policy = defaults();
+        for origin in [
+            "https://framer.com.evil.example",
+            "https://evilframer.com",
+            "https://framercanvas.com.attacker.io",
+            "https://x.evilframer.app",
+            "http://framer.com",
+            "https://framer.com:8443",
+            "https://evil.example",
+            "null",
+            "",
+            "https://.framer.app",
+            "https://a..framer.app",
+        ] {
+            assert!(!policy.allows(origin), "{origin:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn any_origin_switch_allows_everything() {
+        assert!(OriginPolicy::any().allows("https://evil.example"));
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        for pattern in [
+            "framer.com",
+            "https://fr*mer.com",
+            "https://*framer.com",
+            "https://a.com/path",
+            "https://a.com:port",
+        ] {
+            assert!(
+                OriginPattern::parse(pattern).is_err(),
+                "{pattern} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn host_allowlist_refuses_foreign_and_empty_hosts() {
+        let hosts = HostPolicy::new(vec!["my-mac.local".into()]);
+        for ok in [
+            "localhost",
+            "localhost:5711",
+            "127.0.0.1:5711",
+            "[::1]:5711",
+            "MY-MAC.local:5711",
+        ] {
+            assert!(hosts.allows(ok), "{ok} should be allowed");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:5711",
+            "127.0.0.1.nip.io",
+            "localhost:abc",
+            "localhost.evil.example",
+        ] {
+            assert!(!hosts.allows(bad), "{bad:?} must be refused");
+        }
+    }
+}

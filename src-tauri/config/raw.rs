@@ -1,0 +1,168 @@
+//! The settings file exactly as it is on disk. Unknown keys are refused so a typo is
+//! reported instead of silently ignored.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The port a fresh install listens on: clear of the dev servers designers already run
+/// (3000, 5173, 8000, 8080, 1234, 1337, 4000, 8787, 11434).
+pub const DEFAULT_PORT: u16 = 5711;
+pub(crate) const DEMO_MODEL: &str = "protogate-demo";
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub host: String,
+    pub port: u16,
+    pub default_provider: String,
+    pub providers: Vec<ProviderSection>,
+    pub cors: CorsSection,
+    /// Extra names accepted in the `Host` header, beyond localhost and loopback IPs.
+    pub allowed_hosts: Vec<String>,
+    /// Every request must carry the access token from the keychain.
+    pub require_access_token: bool,
+    pub limits: LimitsSection,
+    pub log: LogSection,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Demo,
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    pub id: String,
+    pub kind: ProviderKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_model: Option<String>,
+    /// Models listed by `/v1/models` besides the default one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    #[serde(default = "default_chunk_delay_ms", skip_serializing)]
+    pub chunk_delay_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSection {
+    pub allowed_origins: Vec<String>,
+    pub allow_any_origin: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_body_bytes: usize,
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    pub max_concurrent_streams: usize,
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// Defaults to the OS data directory (`$XDG_DATA_HOME/protogate/logs` on Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    pub retention_days: usize,
+    pub ring_size: usize,
+    /// Prompt and answer text kept per record.
+    pub max_text_chars: usize,
+}
+
+fn default_chunk_delay_ms() -> u64 {
+    30
+}
+
+/// Framer's editor, canvas, previews, published sites and plugins; local dev servers;
+/// the desktop window itself (Tauri's origins on Linux/macOS and Windows).
+pub const DEFAULT_ORIGINS: &[&str] = &[
+    "https://framer.com",
+    "https://*.framer.com",
+    "https://*.framercanvas.com",
+    "https://*.framer.app",
+    "https://*.framer.website",
+    "https://*.plugins.framercdn.com",
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "tauri://localhost",
+    "http://tauri.localhost",
+    "https://tauri.localhost",
+];
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            default_provider: "demo".into(),
+            providers: vec![ProviderSection {
+                id: "demo".into(),
+                kind: ProviderKind::Demo,
+                base_url: None,
+                default_model: Some(DEMO_MODEL.into()),
+                models: vec![],
+                chunk_delay_ms: default_chunk_delay_ms(),
+            }],
+            cors: CorsSection::default(),
+            allowed_hosts: vec![],
+            require_access_token: false,
+            limits: LimitsSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        CorsSection {
+            allowed_origins: DEFAULT_ORIGINS.iter().map(|s| s.to_string()).collect(),
+            allow_any_origin: false,
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_body_bytes: 1 << 20,
+            requests_per_minute: 120,
+            burst: 30,
+            max_concurrent_streams: 64,
+            connect_timeout_ms: 10_000,
+            first_byte_timeout_ms: 120_000,
+            idle_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            dir: None,
+            retention_days: 14,
+            ring_size: 1000,
+            max_text_chars: 2000,
+        }
+    }
+}
+
+impl RawConfig {
+    /// Pretty JSON, as written for a fresh install.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("settings always serialize");
+        text.push('\n');
+        text
+    }
+}

@@ -1,0 +1,269 @@
+//! Errors on the request path. Each picks its status and a message safe to show a client;
+//! the message also rides in the response's extensions for the request log. Building a
+//! response never logs: the request log is the one place that records what happened.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::secrets::SecretError;
+
+/// A provider call that failed. Messages name the provider and never carry a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("no API key is set for provider '{provider}'. Add it in Protogate's Providers view, or set {env_var} for `protogate serve`")]
+    MissingKey { provider: String, env_var: String },
+    #[error("cannot read the key for provider '{provider}': {source}")]
+    Secret {
+        provider: String,
+        source: SecretError,
+    },
+    #[error("could not reach provider '{provider}': {message}")]
+    Connect { provider: String, message: String },
+    #[error("provider '{provider}' did not answer within {} s", .after.as_secs_f64())]
+    FirstByteTimeout { provider: String, after: Duration },
+    #[error("provider '{provider}' went quiet for {} s in the middle of the answer", .after.as_secs_f64())]
+    IdleTimeout { provider: String, after: Duration },
+    #[error("provider '{provider}' rejected the API key (upstream status {status}); check or replace the key")]
+    KeyRejected { provider: String, status: u16 },
+    #[error("provider '{provider}' answered {status}: {message}")]
+    Status {
+        provider: String,
+        status: u16,
+        message: String,
+        retry_after: Option<HeaderValue>,
+    },
+    #[error("provider '{provider}' sent an error in the stream: {message}")]
+    InStream { provider: String, message: String },
+    #[error("provider '{provider}' sent something unreadable: {message}")]
+    Decode { provider: String, message: String },
+    #[error("the stream from provider '{provider}' was cut before the answer was complete")]
+    Cut { provider: String },
+}
+
+impl ProviderError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ProviderError::MissingKey { .. } => StatusCode::UNAUTHORIZED,
+            ProviderError::Secret { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ProviderError::Status { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProviderError::Status {
+                status: 400 | 404 | 422,
+                ..
+            } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ProviderError::Status {
+                provider, status, ..
+            }
+            | ProviderError::KeyRejected { provider, status } => {
+                json!({"provider": provider, "upstream_status": status})
+            }
+            ProviderError::MissingKey { provider, env_var } => {
+                json!({"provider": provider, "env_var": env_var})
+            }
+            ProviderError::Secret { provider, .. }
+            | ProviderError::Connect { provider, .. }
+            | ProviderError::FirstByteTimeout { provider, .. }
+            | ProviderError::IdleTimeout { provider, .. }
+            | ProviderError::InStream { provider, .. }
+            | ProviderError::Decode { provider, .. }
+            | ProviderError::Cut { provider } => json!({"provider": provider}),
+        }
+    }
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Value },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("too many requests from this origin; try again in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    #[error("too many answers are streaming at once (limit {limit}); try again shortly")]
+    Busy { limit: usize },
+    #[error("no route {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// What a refused or failed request leaves for the request log.
+#[derive(Clone, Debug)]
+pub struct ErrorNote(pub String);
+
+/// The error body shape a client understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error": "...", "details": ...}`: the seed contract.
+    Seed,
+    /// `{"error": {"message", "type", "code"}}`: what OpenAI's SDKs parse.
+    OpenAi,
+}
+
+impl ErrorShape {
+    /// OpenAI-style paths get OpenAI-style errors, also from the middleware.
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/v1/") {
+            ErrorShape::OpenAi
+        } else {
+            ErrorShape::Seed
+        }
+    }
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        GatewayError::BadRequest {
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::RateLimited { .. } | GatewayError::Busy { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::Provider(e) => e.status(),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            GatewayError::BadRequest { details, .. } => details.clone(),
+            GatewayError::TooLarge { limit } => json!({"limit_bytes": limit}),
+            GatewayError::RateLimited { retry_after_s } => json!({"retry_after_s": retry_after_s}),
+            GatewayError::Provider(e) => e.details(),
+            _ => Value::Null,
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::NOT_FOUND => {
+                "invalid_request_error"
+            }
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The error as one SSE `data:` payload, for failures after a stream started.
+    pub fn sse_payload(&self, shape: ErrorShape) -> String {
+        match shape {
+            ErrorShape::Seed => json!({"error": self.to_string()}).to_string(),
+            ErrorShape::OpenAi => {
+                json!({"error": {"message": self.to_string(), "type": self.openai_type()}})
+                    .to_string()
+            }
+        }
+    }
+
+    /// The response in the client's shape, CORS headers added later by the layer stack.
+    pub fn response(self, shape: ErrorShape) -> Response {
+        let status = self.status();
+        let message = self.to_string();
+        let body = match shape {
+            ErrorShape::Seed => json!({"error": message, "details": self.details()}),
+            ErrorShape::OpenAi => json!({"error": {
+                "message": message,
+                "type": self.openai_type(),
+                "code": status.as_u16(),
+                "details": self.details(),
+            }}),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let retry_after = match &self {
+            GatewayError::RateLimited { retry_after_s } => {
+                Some(HeaderValue::from(retry_after_s.max(&1).to_owned()))
+            }
+            GatewayError::Busy { .. } => Some(HeaderValue::from_static("1")),
+            GatewayError::Provider(ProviderError::Status { retry_after, .. }) => {
+                retry_after.clone()
+            }
+            _ => None,
+        };
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response.extensions_mut().insert(ErrorNote(message));
+        response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.response(ErrorShape::Seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        let provider = || "p".to_string();
+        let cases = [
+            (GatewayError::bad_request("x"), 400),
+            (GatewayError::TooLarge { limit: 1 }, 413),
+            (GatewayError::RateLimited { retry_after_s: 3 }, 429),
+            (
+                ProviderError::MissingKey {
+                    provider: provider(),
+                    env_var: "E".into(),
+                }
+                .into(),
+                401,
+            ),
+            (
+                ProviderError::Connect {
+                    provider: provider(),
+                    message: "refused".into(),
+                }
+                .into(),
+                502,
+            ),
+            (
+                ProviderError::FirstByteTimeout {
+                    provider: provider(),
+                    after: Duration::from_secs(1),
+                }
+                .into(),
+                504,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let response = GatewayError::RateLimited { retry_after_s: 7 }.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+}

@@ -1,0 +1,73 @@
+//! `JsonBody<T>`: reads a request body within the size limit and parses it, answering
+//! every failure in the gateway's own error shape (axum's `Json` answers in plain text).
+//!
+//! The `Content-Type` is not checked: prototypes often send `text/plain` on purpose,
+//! because that keeps a cross-origin POST "simple" and skips the preflight.
+
+use axum::extract::{FromRequest, Request};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+
+use super::state::AppState;
+use crate::error::{ErrorShape, GatewayError};
+
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let shape = ErrorShape::for_path(req.uri().path());
+        let limit = state.config.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| GatewayError::TooLarge { limit }.response(shape))?;
+        parse(&bytes).map(JsonBody).map_err(|e| e.response(shape))
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::bad_request(
+            "the request body is empty; send JSON like {\"message\": \"Hello\"}",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not valid JSON: {inner}")
+        } else if path == "." {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid request body: `{path}`: {inner}")
+        };
+        GatewayError::bad_request(message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::seed::SeedRequest;
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let e = parse::<SeedRequest>(b"{\"message\": 42}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`message`") && e.contains("expected a string"),
+            "{e}"
+        );
+        let e = parse::<SeedRequest>(b"{\"mesage\": \"x\"}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `message`"), "{e}");
+        let e = parse::<SeedRequest>(b"{not json").unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let e = parse::<SeedRequest>(b"").unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+    }
+}

@@ -1,0 +1,146 @@
+//! The checks that run before routing: `Host`, `Origin`, access token and rate limit.
+//! Each refusal is an error response with a plain-words reason for the request log.
+//! CORS headers themselves come from tower-http's `CorsLayer` (see `router.rs`), which
+//! answers but never refuses; refusing is done here.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use secrecy::ExposeSecret;
+
+use super::state::AppState;
+use crate::error::{ErrorShape, GatewayError};
+use crate::secrets::ACCESS_TOKEN_ACCOUNT;
+
+/// Refuses a `Host` that is not ours, including an empty or missing one: a DNS-rebinding
+/// page reaches us under its own name (compare Ollama CVE-2024-28224).
+pub async fn host_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    if state.config.hosts.allows(&host) {
+        return next.run(req).await;
+    }
+    let shown = if host.is_empty() { "(empty)" } else { &host };
+    refuse(
+        &req,
+        GatewayError::Forbidden(format!(
+            "Host `{shown}` refused: Protogate answers only to localhost, 127.0.0.1 and [::1] \
+             (add other names under allowed_hosts in the settings)"
+        )),
+    )
+}
+
+/// Refuses an origin outside the allowlist, preflights included, so a blocked page
+/// shows up in the log with its reason instead of failing silently in the browser.
+pub async fn origin_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return next.run(req).await; // curl and scripts send none
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    if state.config.origins.allows(&origin) {
+        return next.run(req).await;
+    }
+    refuse(
+        &req,
+        GatewayError::Forbidden(format!(
+            "origin `{origin}` is not allowed: add it to the allowed origins in Protogate's \
+             settings (or turn on \"allow any origin\")"
+        )),
+    )
+}
+
+/// With `require_access_token`, every request but a preflight carries the token from
+/// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
+pub async fn token_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.config.require_access_token || req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let expected = match state.secrets.get(ACCESS_TOKEN_ACCOUNT).await {
+        Ok(Some((token, _))) => token,
+        Ok(None) => {
+            return refuse(
+                &req,
+                GatewayError::Unauthorized(
+                    "an access token is required but none is set in Protogate".into(),
+                ),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                &req,
+                GatewayError::Unauthorized(format!("cannot read the access token: {e}")),
+            )
+        }
+    };
+    match presented_token(req.headers()) {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) => {
+            next.run(req).await
+        }
+        Some(_) => refuse(
+            &req,
+            GatewayError::Unauthorized("access token is wrong".into()),
+        ),
+        None => refuse(
+            &req,
+            GatewayError::Unauthorized(
+                "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some((scheme, token)) = auth.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(token.trim());
+            }
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Requests per origin per minute, with a burst. Preflights are answered by the CORS
+/// layer before this and do not count.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let key = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
+        .unwrap_or_default();
+    match state.limiter.check_key(&key) {
+        Ok(()) => next.run(req).await,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            refuse(
+                &req,
+                GatewayError::RateLimited {
+                    retry_after_s: wait.as_secs_f64().ceil() as u64,
+                },
+            )
+        }
+    }
+}
+
+fn refuse(req: &Request, error: GatewayError) -> Response {
+    error.response(ErrorShape::for_path(req.uri().path()))
+}

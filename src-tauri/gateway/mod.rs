@@ -1,0 +1,133 @@
+//! The HTTP gateway. The caller binds ([`bind`]) and then serves ([`serve`]) with any
+//! shutdown future, so the CLI, the tray and the tests share one path.
+
+mod body;
+mod guard;
+mod routes;
+mod sse;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::{header, HeaderName, Method};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
+
+pub use state::AppState;
+
+use crate::config::Config;
+use crate::request_log::{self, REQUEST_ID_HEADER};
+
+/// How long open streams may run on after shutdown is asked for.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Why the gateway could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("port {port} on {host} is already in use (another Protogate, or another app?); choose another with --port or \"port\" in the settings")]
+    InUse { host: String, port: u16 },
+    #[error("cannot listen on {host}:{port}: {source}")]
+    Other {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the configured address, or `port` instead when given (0 takes any free port).
+pub async fn bind(config: &Config) -> Result<TcpListener, BindError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    TcpListener::bind(addr).await.map_err(|source| {
+        let (host, port) = (config.host.to_string(), config.port);
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            BindError::InUse { host, port }
+        } else {
+            BindError::Other { host, port, source }
+        }
+    })
+}
+
+/// The gateway's routes and layers, without a socket: tests can call it directly.
+///
+/// Layers, outermost first (each `.layer` call wraps what is above it):
+/// request log → Host check → Origin refusal → CORS → access token → rate limit → routes.
+/// CORS sits inside the refusals, so a refused origin gets no `Access-Control-Allow-*`
+/// header, and outside everything else, so every 4xx/5xx an allowed origin gets
+/// (token, rate limit, body size, upstream errors) carries the CORS headers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/ai-gateway/stream", post(routes::chat_stream))
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/models", get(routes::models_list))
+        .route("/health", get(routes::health))
+        .route("/api/health", get(routes::health))
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::token_check,
+        ))
+        .layer(cors_layer())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::origin_check,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::host_check,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.log.clone(),
+            request_log::record_requests,
+        ))
+        .with_state(state)
+}
+
+/// CORS for origins that passed [`guard::origin_check`]: the origin is echoed (with
+/// `Vary: Origin`), never `*`, and credentials are never allowed since no cookies are
+/// involved. Private Network Access preflights are answered "yes"
+/// (<https://wicg.github.io/private-network-access/>).
+fn cors_layer() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        // The SDKs send many headers of their own (x-stainless-*, anthropic-version):
+        // mirroring what the browser asks for is safe without credentials.
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_private_network(AllowPrivateNetwork::yes())
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Serves until `shutdown` completes, then lets open requests finish for a few seconds.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = tokio_util::sync::CancellationToken::new();
+    let stop = token.clone();
+    // Small SSE writes must leave at once, not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    tokio::select! {
+        result = server => result,
+        _ = async { token.cancelled().await; tokio::time::sleep(DRAIN).await } => Ok(()),
+    }
+}

@@ -1,0 +1,78 @@
+//! Turns a provider's frames into a client's SSE body. Each frame is written as one
+//! piece as soon as it arrives (never held back), and the request log follows along.
+//! Dropping the body (the client left) drops the provider stream, and with it the
+//! upstream connection, which cancels the upstream request.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::chat::{ChatEvent, Frame};
+use crate::error::{ErrorShape, GatewayError};
+use crate::providers::FrameStream;
+use crate::request_log::RecordHandle;
+
+/// Writes frames in one client format.
+pub trait Encoder: Send + 'static {
+    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>);
+    fn shape(&self) -> ErrorShape;
+}
+
+/// An SSE response streaming `frames` through `encoder`. A failure mid-stream becomes
+/// one error event followed by `data: [DONE]`, never a silent clean end.
+pub fn response(
+    mut frames: FrameStream,
+    mut encoder: impl Encoder,
+    record: RecordHandle,
+    permit: OwnedSemaphorePermit,
+) -> Response {
+    let body = async_stream::stream! {
+        let _permit = permit;
+        while let Some(item) = frames.next().await {
+            let mut out = Vec::with_capacity(256);
+            match item {
+                Ok(frame) => {
+                    let mut end = false;
+                    for event in &frame.events {
+                        match event {
+                            ChatEvent::Text(text) => record.push_answer(text),
+                            ChatEvent::Usage(usage) => record.set_usage(*usage),
+                            ChatEvent::End => end = true,
+                            ChatEvent::Finish(_) => {}
+                        }
+                    }
+                    encoder.encode(&frame, &mut out);
+                    if !out.is_empty() {
+                        yield Ok::<_, std::convert::Infallible>(Bytes::from(out));
+                    }
+                    if end {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let error = GatewayError::from(e);
+                    record.set_error(error.to_string());
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(error.sse_payload(encoder.shape()).as_bytes());
+                    out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+                    yield Ok(Bytes::from(out));
+                    break;
+                }
+            }
+        }
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells reverse proxies (nginx) in front of a headless gateway not to buffer.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}

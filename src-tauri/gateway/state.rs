@@ -1,0 +1,64 @@
+//! Shared state of a running gateway: a cheap-clone handle over everything the
+//! handlers and layers read.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRef;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::providers::{Registry, Upstream};
+use crate::request_log::RequestLog;
+use crate::secrets::SecretStore;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub providers: Registry,
+    pub secrets: SecretStore,
+    pub log: RequestLog,
+    /// Requests per origin (or per "no origin" for scripts), with a burst.
+    pub limiter: DefaultKeyedRateLimiter<String>,
+    /// Upstream answers open at once.
+    pub streams: Arc<Semaphore>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(config: Config, log: RequestLog, secrets: SecretStore) -> Self {
+        let upstream = Upstream::new(config.limits.clone(), secrets.clone());
+        let providers = Registry::new(&config, &upstream);
+        let per_minute =
+            NonZeroU32::new(config.limits.requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
+        let streams = Arc::new(Semaphore::new(config.limits.max_concurrent_streams));
+        AppState(Arc::new(Inner {
+            config,
+            providers,
+            secrets,
+            log,
+            limiter,
+            streams,
+            started: Instant::now(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for RequestLog {
+    fn from_ref(state: &AppState) -> RequestLog {
+        state.log.clone()
+    }
+}

@@ -1,0 +1,30 @@
+//! Protogate: an AI gateway on localhost for browser prototypes, with a tray app.
+//!
+//! # Layout
+//!
+//! - [`config`]: the settings file, checked into a [`Config`].
+//! - [`secrets`]: provider keys from the OS keychain or the environment.
+//! - [`chat`]: the gateway's own chat model that every format translates through.
+//! - [`wire`]: client and provider wire formats (the seed contract, OpenAI).
+//! - [`providers`]: the upstreams (demo, OpenAI-compatible).
+//! - [`gateway`]: the HTTP server, its layers and routes.
+//! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
+//! - [`cli`]: the command line (`protogate serve`).
+//!
+//! The core never names Tauri; the desktop shell arrives behind the `desktop` feature.
+
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod providers;
+pub mod request_log;
+pub mod secrets;
+pub mod wire;
+
+pub use config::Config;
+pub use error::{GatewayError, ProviderError};
+pub use gateway::{bind, router, serve, AppState, BindError};
+pub use request_log::RequestLog;
+pub use secrets::SecretStore;

@@ -1,0 +1,213 @@
+//! Upstream providers. Each turns a [`ChatRequest`] into a stream of [`Frame`]s or one
+//! [`Completion`]; the routes turn those into whatever format the client speaks.
+//!
+//! Every stream ends with [`ChatEvent::End`] or an error: a provider that stops
+//! without its end marker reports [`ProviderError::Cut`], never a silent clean end.
+
+mod demo;
+mod http;
+mod openai;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+
+use crate::chat::{ChatRequest, Completion, Frame};
+use crate::config::{Config, Limits, ProviderConfig, ProviderKind};
+use crate::error::ProviderError;
+use crate::secrets::SecretStore;
+
+pub use demo::DemoProvider;
+pub use openai::OpenAiProvider;
+
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProviderError>> + Send>>;
+
+/// What every upstream call needs: one pooled HTTP client, the secrets, the timeouts.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub http: reqwest::Client,
+    pub secrets: SecretStore,
+    pub limits: Limits,
+}
+
+impl Upstream {
+    pub fn new(limits: Limits, secrets: SecretStore) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(limits.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Upstream {
+            http,
+            secrets,
+            limits,
+        }
+    }
+}
+
+/// A configured provider.
+#[derive(Clone, Debug)]
+pub enum Provider {
+    Demo(DemoProvider),
+    OpenAi(OpenAiProvider),
+}
+
+impl Provider {
+    pub fn new(config: &ProviderConfig, upstream: &Upstream) -> Self {
+        match config.kind {
+            ProviderKind::Demo => Provider::Demo(DemoProvider::new(config)),
+            ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider::new(config, upstream.clone())),
+        }
+    }
+
+    pub fn config(&self) -> &ProviderConfig {
+        match self {
+            Provider::Demo(p) => &p.config,
+            Provider::OpenAi(p) => &p.config,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config().id
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.config().kind
+    }
+
+    /// Starts a streamed answer. Returns once the upstream has accepted the request, so
+    /// errors up to that point can still be answered with a status code.
+    pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
+        match self {
+            Provider::Demo(p) => Ok(p.stream(request)),
+            Provider::OpenAi(p) => p.stream(request).await,
+        }
+    }
+
+    /// A whole answer, for clients that did not ask to stream.
+    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ProviderError> {
+        match self {
+            Provider::Demo(p) => Ok(p.complete(&request)),
+            Provider::OpenAi(p) => p.complete(request).await,
+        }
+    }
+}
+
+/// The configured providers, looked up by id.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    providers: Arc<Vec<Provider>>,
+    default_id: String,
+}
+
+impl Registry {
+    pub fn new(config: &Config, upstream: &Upstream) -> Self {
+        Registry {
+            providers: Arc::new(
+                config
+                    .providers
+                    .iter()
+                    .map(|p| Provider::new(p, upstream))
+                    .collect(),
+            ),
+            default_id: config.default_provider.clone(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+
+    pub fn default_provider(&self) -> &Provider {
+        self.get(&self.default_id)
+            .expect("config validation guarantees the default provider exists")
+    }
+
+    pub fn all(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Picks the provider and upstream model for a request.
+    ///
+    /// `model` may be `provider-id/model`; a prefix that is not a provider id is part of
+    /// the model name (OpenRouter's `openai/gpt-4o`) and goes to the default provider.
+    /// An explicit `provider` that does not exist is an error listing the known ones.
+    pub fn route(
+        &self,
+        provider: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<(&Provider, String), String> {
+        let model = model.filter(|m| !m.is_empty());
+        if let Some(id) = provider.filter(|p| !p.is_empty()) {
+            let p = self.get(id).ok_or_else(|| self.unknown(id))?;
+            let model = model
+                .map(|m| m.strip_prefix(&format!("{id}/")).unwrap_or(m).to_string())
+                .unwrap_or_else(|| p.config().default_model.clone());
+            return Ok((p, model));
+        }
+        if let Some((prefix, rest)) = model.and_then(|m| m.split_once('/')) {
+            if let Some(p) = self.get(prefix) {
+                let model = if rest.is_empty() {
+                    p.config().default_model.clone()
+                } else {
+                    rest.to_string()
+                };
+                return Ok((p, model));
+            }
+        }
+        let p = self.default_provider();
+        let model = model
+            .map(String::from)
+            .unwrap_or_else(|| p.config().default_model.clone());
+        Ok((p, model))
+    }
+
+    fn unknown(&self, id: &str) -> String {
+        let ids: Vec<_> = self.providers.iter().map(|p| p.id()).collect();
+        format!(
+            "unknown provider `{id}`; configured providers: {}",
+            ids.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretStore;
+
+    fn registry() -> Registry {
+        let config = crate::config::parse(
+            r#"{"default_provider": "demo", "providers": [
+                {"id": "demo", "kind": "demo"},
+                {"id": "openai", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "default_model": "gpt-4o-mini"}
+            ]}"#,
+            "test",
+        )
+        .unwrap();
+        let upstream = Upstream::new(config.limits.clone(), SecretStore::new());
+        Registry::new(&config, &upstream)
+    }
+
+    #[test]
+    fn routes_by_prefix_explicit_provider_or_default() {
+        let r = registry();
+        let (p, m) = r.route(None, Some("openai/gpt-4o")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("openai", "gpt-4o"));
+        let (p, m) = r.route(None, None).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("demo", "protogate-demo"));
+        let (p, m) = r.route(Some("openai"), None).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("openai", "gpt-4o-mini"));
+        let (p, m) = r.route(None, Some("meta-llama/llama-3")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("demo", "meta-llama/llama-3"));
+    }
+
+    #[test]
+    fn unknown_explicit_provider_lists_the_configured_ones() {
+        let e = registry().route(Some("claude"), None).unwrap_err();
+        assert!(e.contains("claude") && e.contains("demo, openai"), "{e}");
+    }
+}

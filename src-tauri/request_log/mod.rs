@@ -1,0 +1,180 @@
+//! The request log: every request, refused ones included, as one [`Record`] in an
+//! in-memory ring (the window's live log) and a line in rolling daily JSON files.
+
+mod layer;
+mod record;
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+
+pub use layer::{record_requests, REQUEST_ID_HEADER};
+pub use record::{Record, RecordHandle};
+
+const FILE_PREFIX: &str = "requests";
+const FILE_SUFFIX: &str = "jsonl";
+
+/// Cheap-clone handle to the ring and the log files.
+#[derive(Clone)]
+pub struct RequestLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ring: Mutex<VecDeque<Record>>,
+    capacity: usize,
+    max_text_chars: usize,
+    live: broadcast::Sender<Record>,
+    file: Option<Mutex<NonBlocking>>,
+    dir: Option<PathBuf>,
+    /// Flushes the file writer when the last handle goes.
+    _guard: Option<WorkerGuard>,
+}
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLog")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl RequestLog {
+    /// A log kept in memory and, when `dir` is given, in daily files there; files older
+    /// than `retention_days` are deleted as the log rolls over.
+    pub fn new(
+        dir: Option<&Path>,
+        retention_days: usize,
+        capacity: usize,
+        max_text_chars: usize,
+    ) -> std::io::Result<Self> {
+        let (file, guard) = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let appender = RollingFileAppender::builder()
+                    .rotation(Rotation::DAILY)
+                    .filename_prefix(FILE_PREFIX)
+                    .filename_suffix(FILE_SUFFIX)
+                    .max_log_files(retention_days)
+                    .build(dir)
+                    .map_err(std::io::Error::other)?;
+                let (writer, guard) = tracing_appender::non_blocking(appender);
+                (Some(Mutex::new(writer)), Some(guard))
+            }
+            None => (None, None),
+        };
+        Ok(RequestLog {
+            inner: Arc::new(Inner {
+                ring: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
+                capacity,
+                max_text_chars,
+                live: broadcast::channel(256).0,
+                file,
+                dir: dir.map(Path::to_path_buf),
+                _guard: guard,
+            }),
+        })
+    }
+
+    /// Where the daily files are written, if anywhere.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
+    pub(crate) fn max_text_chars(&self) -> usize {
+        self.inner.max_text_chars
+    }
+
+    /// Stores a finished record everywhere it belongs.
+    pub fn push(&self, record: Record) {
+        tracing::info!(
+            target: "protogate::request",
+            id = %record.id, method = %record.method, path = %record.path,
+            status = record.status, latency_ms = record.latency_ms,
+            origin = record.origin.as_deref().unwrap_or("-"),
+            error = record.error.as_deref().unwrap_or(""),
+        );
+        if let Some(file) = &self.inner.file {
+            if let Ok(mut line) = serde_json::to_vec(&record) {
+                line.push(b'\n');
+                let _ = file.lock().expect("log file lock").write_all(&line);
+            }
+        }
+        let _ = self.inner.live.send(record.clone());
+        let mut ring = self.inner.ring.lock().expect("ring lock");
+        if ring.len() == self.inner.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(record);
+    }
+
+    /// The records in memory, oldest first.
+    pub fn recent(&self) -> Vec<Record> {
+        self.inner
+            .ring
+            .lock()
+            .expect("ring lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// New records as they are finished.
+    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+        self.inner.live.subscribe()
+    }
+
+    pub fn clear(&self) {
+        self.inner.ring.lock().expect("ring lock").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_newest_records() {
+        let log = RequestLog::new(None, 1, 2, 100).unwrap();
+        for id in ["a", "b", "c"] {
+            log.push(Record {
+                id: id.into(),
+                ..Record::default()
+            });
+        }
+        let ids: Vec<_> = log.recent().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["b", "c"]);
+    }
+
+    #[test]
+    fn records_are_written_as_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = RequestLog::new(Some(dir.path()), 3, 10, 100).unwrap();
+            log.push(Record {
+                id: "r1".into(),
+                status: 200,
+                ..Record::default()
+            });
+        } // dropping the log flushes the writer
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            name.starts_with("requests.") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        let line = std::fs::read_to_string(file).unwrap();
+        let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(value["id"], "r1");
+    }
+}

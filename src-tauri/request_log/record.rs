@@ -1,0 +1,142 @@
+//! One request's record, filled in as the request moves through the gateway.
+//!
+//! Only what a designer needs to see is kept: never a header, so never a credential.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::chat::Usage;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Record {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub method: String,
+    pub path: String,
+    pub origin: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub bytes_out: u64,
+    pub usage: Option<Usage>,
+    /// What went wrong, in plain words; for a refusal, why it was refused.
+    pub error: Option<String>,
+    pub prompt: Option<String>,
+    pub answer: Option<String>,
+}
+
+/// A record under construction, shared by the log layer and the handler.
+#[derive(Clone, Debug)]
+pub struct RecordHandle {
+    inner: Arc<Mutex<Record>>,
+    start: Instant,
+    max_text_chars: usize,
+}
+
+impl RecordHandle {
+    pub fn new(record: Record, max_text_chars: usize) -> Self {
+        RecordHandle {
+            inner: Arc::new(Mutex::new(record)),
+            start: Instant::now(),
+            max_text_chars,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> R {
+        f(&mut self.inner.lock().expect("record lock"))
+    }
+
+    /// Notes who answers, and what was asked (truncated).
+    pub fn set_request(&self, provider: &str, model: &str, prompt: &str) {
+        let prompt = truncate(prompt, self.max_text_chars);
+        self.with(|r| {
+            r.provider = Some(provider.to_string());
+            r.model = Some(model.to_string());
+            r.prompt = Some(prompt);
+        });
+    }
+
+    /// Adds answer text, up to the limit; marks the first token's time.
+    pub fn push_answer(&self, text: &str) {
+        let elapsed = ms(self.start);
+        let max = self.max_text_chars;
+        self.with(|r| {
+            r.ttft_ms.get_or_insert(elapsed);
+            let answer = r.answer.get_or_insert_with(String::new);
+            let room = max.saturating_sub(answer.chars().count());
+            if room > 0 {
+                answer.extend(text.chars().take(room));
+            }
+        });
+    }
+
+    pub fn set_usage(&self, usage: Usage) {
+        self.with(|r| r.usage = Some(usage));
+    }
+
+    /// Keeps the first error: later ones are usually its consequences.
+    pub fn set_error(&self, error: impl Into<String>) {
+        let error = error.into();
+        self.with(|r| {
+            r.error.get_or_insert(error);
+        });
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.with(|r| r.status = status);
+    }
+
+    pub fn add_bytes(&self, n: usize) {
+        self.with(|r| r.bytes_out += n as u64);
+    }
+
+    /// The finished record, latency measured now.
+    pub fn finish(&self) -> Record {
+        let latency = ms(self.start);
+        self.with(|r| {
+            r.latency_ms = latency;
+            r.clone()
+        })
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_and_answer_are_truncated() {
+        let handle = RecordHandle::new(Record::default(), 5);
+        handle.set_request("demo", "m", "abcdefgh");
+        handle.push_answer("123");
+        handle.push_answer("456789");
+        let r = handle.finish();
+        assert_eq!(r.prompt.as_deref(), Some("abcde…"));
+        assert_eq!(r.answer.as_deref(), Some("12345"));
+        assert!(r.ttft_ms.is_some());
+    }
+
+    #[test]
+    fn first_error_wins() {
+        let handle = RecordHandle::new(Record::default(), 5);
+        handle.set_error("origin not allowed");
+        handle.set_error("later");
+        assert_eq!(handle.finish().error.as_deref(), Some("origin not allowed"));
+    }
+}

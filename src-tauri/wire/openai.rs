@@ -1,0 +1,469 @@
+//! OpenAI Chat Completions: client requests in, upstream chunks decoded, and chunks and
+//! completions written for clients. Format: <https://platform.openai.com/docs/api-reference/chat>.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::chat::{ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, Role, Usage};
+use crate::error::GatewayError;
+
+/// A client's `/v1/chat/completions` body, parsed.
+#[derive(Debug)]
+pub struct ClientRequest {
+    pub model: Option<String>,
+    pub stream: bool,
+    pub chat: ChatRequest,
+}
+
+/// Reads what the gateway needs from a client body; the body itself is kept for
+/// pass-through, so fields not read here still reach an OpenAI upstream.
+pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
+    let field_err = |field: &str, want: &str| {
+        GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))
+    };
+    let model = match body.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => Some(m.clone()),
+        Some(_) => return Err(field_err("model", "a string")),
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(field_err("stream", "true or false")),
+    };
+    let Some(Value::Array(raw_messages)) = body.get("messages") else {
+        return Err(field_err("messages", "an array of {role, content}"));
+    };
+    if raw_messages.is_empty() {
+        return Err(field_err("messages", "a non-empty array"));
+    }
+    let mut system: Vec<String> = vec![];
+    let mut messages = Vec::with_capacity(raw_messages.len());
+    for (i, m) in raw_messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
+        let content = content_text(m.get("content")).ok_or_else(|| {
+            field_err(
+                &format!("messages[{i}].content"),
+                "a string or an array of text parts",
+            )
+        })?;
+        match role {
+            "system" | "developer" => system.push(content),
+            "user" | "tool" => messages.push(Message {
+                role: Role::User,
+                content,
+            }),
+            "assistant" => messages.push(Message {
+                role: Role::Assistant,
+                content,
+            }),
+            _ => {
+                return Err(field_err(
+                    &format!("messages[{i}].role"),
+                    "one of system, developer, user, assistant, tool",
+                ))
+            }
+        }
+    }
+    let number = |name: &str| body.get(name).and_then(Value::as_f64);
+    let max_tokens = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u32::MAX as u64) as u32);
+    let stop = match body.get("stop") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
+        _ => vec![],
+    };
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ClientRequest {
+        model,
+        stream,
+        chat: ChatRequest {
+            model: String::new(),
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            messages,
+            max_tokens,
+            temperature: number("temperature"),
+            top_p: number("top_p"),
+            stop,
+            include_usage,
+            native: None,
+        },
+    })
+}
+
+/// Text of a message's `content`: a string, or the text parts of an array. `null` (an
+/// assistant turn that only called tools) reads as empty.
+fn content_text(content: Option<&Value>) -> Option<String> {
+    match content {
+        None | Some(Value::Null) => Some(String::new()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(parts)) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+        ),
+        Some(_) => None,
+    }
+}
+
+/// The upstream body for a request that did not come in OpenAI's format.
+pub fn request_body(chat: &ChatRequest, stream: bool) -> Value {
+    let mut messages = Vec::with_capacity(chat.messages.len() + 1);
+    if let Some(system) = &chat.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in &chat.messages {
+        messages.push(json!({"role": m.role, "content": m.content}));
+    }
+    let mut body = json!({"model": chat.model, "messages": messages, "stream": stream});
+    let obj = body.as_object_mut().expect("object");
+    if let Some(n) = chat.max_tokens {
+        obj.insert("max_tokens".into(), n.into());
+    }
+    if let Some(t) = chat.temperature {
+        obj.insert("temperature".into(), t.into());
+    }
+    if let Some(p) = chat.top_p {
+        obj.insert("top_p".into(), p.into());
+    }
+    if !chat.stop.is_empty() {
+        obj.insert("stop".into(), chat.stop.clone().into());
+    }
+    body
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Option<Vec<ChunkChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        }
+    }
+}
+
+/// What a stream chunk said, or the message of an error object sent in the stream.
+pub fn decode_chunk(data: &str) -> Result<Frame, DecodeError> {
+    if data == "[DONE]" {
+        return Ok(Frame::event(ChatEvent::End));
+    }
+    let chunk: Chunk =
+        serde_json::from_str(data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if let Some(error) = chunk.error {
+        return Err(DecodeError::Upstream(error_message(&error)));
+    }
+    let mut events = Vec::with_capacity(1);
+    for choice in chunk.choices.into_iter().flatten() {
+        if let Some(text) = choice.delta.and_then(|d| d.content) {
+            if !text.is_empty() {
+                events.push(ChatEvent::Text(text));
+            }
+        }
+        if let Some(reason) = choice.finish_reason {
+            events.push(ChatEvent::Finish(FinishReason::from_openai(&reason)));
+        }
+    }
+    if let Some(usage) = chunk.usage {
+        events.push(ChatEvent::Usage(usage.into()));
+    }
+    Ok(Frame {
+        raw: Some(Bytes::copy_from_slice(data.as_bytes())),
+        events,
+    })
+}
+
+/// Why an upstream chunk could not be used.
+#[derive(Debug)]
+pub enum DecodeError {
+    Malformed(String),
+    Upstream(String),
+}
+
+/// The human message in an OpenAI-style error object (`{"message": ...}` or a string).
+pub fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        other => other
+            .get("message")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| other.to_string()),
+    }
+}
+
+/// Reads a non-streamed completion body.
+pub fn decode_completion(body: Value) -> Completion {
+    let choice = body.get("choices").and_then(|c| c.get(0));
+    let text = choice
+        .and_then(|c| c.get("message"))
+        .and_then(|m| content_text(m.get("content")))
+        .unwrap_or_default();
+    let finish = choice
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+        .map(FinishReason::from_openai);
+    let usage = body
+        .get("usage")
+        .and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok())
+        .map(Usage::from);
+    Completion {
+        text,
+        finish,
+        usage,
+        raw: Some(body),
+    }
+}
+
+/// Writes `chat.completion.chunk` events for a client, from any provider's frames.
+pub struct ChunkEncoder {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    /// Frames carry OpenAI chunks already: forward them verbatim.
+    passthrough: bool,
+    sent_role: bool,
+}
+
+impl ChunkEncoder {
+    pub fn new(model: String, include_usage: bool, passthrough: bool) -> Self {
+        ChunkEncoder {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            created: unix_now(),
+            model,
+            include_usage,
+            passthrough,
+            sent_role: false,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    }
+
+    /// Appends the SSE bytes for `frame` to `out`.
+    pub fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
+        if self.passthrough {
+            if let Some(raw) = &frame.raw {
+                write_data(out, raw);
+            }
+        }
+        for event in &frame.events {
+            let chunk = match event {
+                ChatEvent::End => {
+                    write_data(out, b"[DONE]");
+                    continue;
+                }
+                _ if self.passthrough && frame.raw.is_some() => continue,
+                ChatEvent::Text(text) => {
+                    let delta = if self.sent_role {
+                        json!({"content": text})
+                    } else {
+                        json!({"role": "assistant", "content": text})
+                    };
+                    self.sent_role = true;
+                    self.chunk(delta, None)
+                }
+                ChatEvent::Finish(reason) => self.chunk(json!({}), Some(reason.as_openai())),
+                ChatEvent::Usage(usage) if self.include_usage => json!({
+                    "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.model, "choices": [], "usage": usage_json(usage),
+                }),
+                ChatEvent::Usage(_) => continue,
+            };
+            write_data(out, chunk.to_string().as_bytes());
+        }
+    }
+}
+
+/// A `chat.completion` object for a client that did not stream.
+pub fn completion_json(model: &str, completion: &Completion) -> Value {
+    json!({
+        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": completion.text},
+            "finish_reason": completion.finish.unwrap_or(FinishReason::Stop).as_openai(),
+        }],
+        "usage": usage_json(&completion.usage.unwrap_or_default()),
+    })
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    })
+}
+
+fn write_data(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn parses_system_roles_parts_and_limits() {
+        let req = parse_request(&body(json!({
+            "model": "openai/gpt-4o-mini", "stream": true,
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]},
+            ],
+            "max_completion_tokens": 50, "stop": "END", "stream_options": {"include_usage": true},
+        })))
+        .unwrap();
+        assert!(req.stream);
+        assert_eq!(req.model.as_deref(), Some("openai/gpt-4o-mini"));
+        assert_eq!(req.chat.system.as_deref(), Some("be brief"));
+        assert_eq!(req.chat.prompt(), "hi there");
+        assert_eq!(req.chat.max_tokens, Some(50));
+        assert_eq!(req.chat.stop, vec!["END"]);
+        assert!(req.chat.include_usage);
+    }
+
+    #[test]
+    fn rejects_missing_messages_and_bad_roles() {
+        let e = parse_request(&body(json!({"model": "m"}))).unwrap_err();
+        assert!(e.to_string().contains("messages"), "{e}");
+        let e = parse_request(&body(
+            json!({"messages": [{"role": "wizard", "content": "x"}]}),
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("messages[0].role"), "{e}");
+        let e = parse_request(&body(json!({"messages": [{"role": "user", "content": 5}]})))
+            .unwrap_err();
+        assert!(e.to_string().contains("messages[0].content"), "{e}");
+    }
+
+    #[test]
+    fn decodes_documented_chunks() {
+        let f = decode_chunk(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#).unwrap();
+        assert_eq!(f.events, vec![ChatEvent::Text("Hello".into())]);
+        let f = decode_chunk(
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(f.events, vec![ChatEvent::Finish(FinishReason::Length)]);
+        let f = decode_chunk(r#"{"id":"c","choices":null,"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#).unwrap();
+        assert_eq!(
+            f.events,
+            vec![ChatEvent::Usage(Usage {
+                input_tokens: 3,
+                output_tokens: 4
+            })]
+        );
+        assert_eq!(decode_chunk("[DONE]").unwrap().events, vec![ChatEvent::End]);
+        assert!(
+            matches!(decode_chunk(r#"{"error":{"message":"overloaded"}}"#), Err(DecodeError::Upstream(m)) if m == "overloaded")
+        );
+        assert!(matches!(
+            decode_chunk("{oops"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn encoder_writes_role_first_then_content_finish_and_done() {
+        let mut enc = ChunkEncoder::new("demo/x".into(), true, false);
+        let mut out = vec![];
+        for event in [
+            ChatEvent::Text("a".into()),
+            ChatEvent::Text("b".into()),
+            ChatEvent::Finish(FinishReason::Stop),
+            ChatEvent::Usage(Usage {
+                input_tokens: 1,
+                output_tokens: 2,
+            }),
+            ChatEvent::End,
+        ] {
+            enc.encode(&Frame::event(event), &mut out);
+        }
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(events.len(), 5, "{text}");
+        assert!(
+            events[0].contains(r#""role":"assistant""#) && events[0].contains(r#""content":"a""#)
+        );
+        assert!(!events[1].contains("role"));
+        assert!(events[2].contains(r#""finish_reason":"stop""#));
+        assert!(events[3].contains(r#""total_tokens":3"#));
+        assert_eq!(events[4], "data: [DONE]");
+    }
+
+    #[test]
+    fn passthrough_forwards_raw_chunks_verbatim() {
+        let raw = r#"{"id":"up","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"system_fingerprint":"fp"}"#;
+        let mut enc = ChunkEncoder::new("m".into(), false, true);
+        let mut out = vec![];
+        enc.encode(&decode_chunk(raw).unwrap(), &mut out);
+        assert_eq!(out, format!("data: {raw}\n\n").into_bytes());
+    }
+}
