@@ -15,9 +15,10 @@ use crate::secrets::SecretError;
 pub enum ProviderError {
     #[error("no API key is set for provider '{provider}'. Add it in Protogate's Providers view, or set {env_var} for `protogate serve`")]
     MissingKey { provider: String, env_var: String },
-    #[error("cannot read the key for provider '{provider}': {source}")]
+    #[error("cannot read the key for provider '{provider}': {source}. Unlock the keychain, or set {env_var} for `protogate serve`")]
     Secret {
         provider: String,
+        env_var: String,
         source: SecretError,
     },
     #[error("could not reach provider '{provider}': {message}")]

@@ -45,6 +45,8 @@ pub fn env_var_name(id: &str) -> String {
 #[derive(Clone, Default)]
 pub struct SecretStore {
     cache: Arc<Mutex<HashMap<String, SecretString>>>,
+    /// Replaces the process environment when set (embedding, tests).
+    env: Option<Arc<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -58,9 +60,25 @@ impl SecretStore {
         Self::default()
     }
 
+    /// A store that reads `PROTOGATE_SECRET_*` from `vars` instead of the process
+    /// environment, which cannot be changed safely while other threads run.
+    pub fn with_environment(vars: HashMap<String, String>) -> Self {
+        SecretStore {
+            env: Some(Arc::new(vars)),
+            ..Self::default()
+        }
+    }
+
+    fn env_value(&self, name: &str) -> Option<String> {
+        match &self.env {
+            Some(vars) => vars.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        }
+    }
+
     /// The secret for account `id`, or `None` when it is set nowhere.
     pub async fn get(&self, id: &str) -> Result<Option<(SecretString, SecretSource)>, SecretError> {
-        if let Ok(value) = std::env::var(env_var_name(id)) {
+        if let Some(value) = self.env_value(&env_var_name(id)) {
             if !value.is_empty() {
                 return Ok(Some((SecretString::from(value), SecretSource::Environment)));
             }

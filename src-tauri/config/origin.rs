@@ -186,8 +186,7 @@ impl HostPolicy {
             return false;
         }
         let host = host.to_ascii_lowercase();
-        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
-            || self.extra.contains(&host)
+        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") || self.extra.contains(&host)
     }
 }
 

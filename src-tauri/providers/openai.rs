@@ -65,6 +65,7 @@ impl OpenAiProvider {
             Err(source) if !self.key_optional => {
                 return Err(ProviderError::Secret {
                     provider: self.id().into(),
+                    env_var: env_var_name(self.id()),
                     source,
                 })
             }

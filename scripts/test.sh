@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs Protogate's whole test suite on a fresh Debian/Ubuntu machine: installs the test
+# tools (Chromium, gnome-keyring, D-Bus), starts a throwaway, unlocked Secret Service in
+# its own D-Bus session, and runs `cargo test` inside it. Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+exec dbus-run-session -- scripts/with-keyring.sh cargo test --all-targets "$@"
