@@ -301,10 +301,18 @@ fn parse_raw(text: &str, source: &str) -> Result<RawConfig, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
+        let inner = e.into_inner();
+        let (field, message) = if inner.is_syntax() || inner.is_eof() {
+            ("(file)".to_string(), format!("not valid JSON: {inner}"))
+        } else if field == "." {
+            ("(file)".to_string(), inner.to_string())
+        } else {
+            (field, inner.to_string())
+        };
         ConfigError::Invalid {
             path: source.to_string(),
-            field: if field == "." { "(file)".into() } else { field },
-            message: e.into_inner().to_string(),
+            field,
+            message,
         }
     })
 }
