@@ -46,8 +46,10 @@ impl MockOpenAi {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut mock = MockOpenAi::default();
-        mock.base_url = format!("http://{addr}/v1");
+        let mock = MockOpenAi {
+            base_url: format!("http://{addr}/v1"),
+            ..MockOpenAi::default()
+        };
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .with_state(mock.clone());
