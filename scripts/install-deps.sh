@@ -23,7 +23,11 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "protogate: cargo not found; install Rust from https://rustup.rs (1.85 or newer)" >&2
-  exit 1
+  echo "protogate: installing Rust with rustup (https://rustup.rs)" >&2
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
+  echo "protogate: Rust installed; open a new shell or run: source \$HOME/.cargo/env" >&2
 fi

@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
-exec dbus-run-session -- scripts/with-keyring.sh cargo test --all-targets "$@"
+# A Rust installed just now by rustup is not on PATH yet.
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
+exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked --all-targets "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds Protogate and starts it, on a fresh Debian/Ubuntu machine: installs what the
+# build needs, builds the release binary, and runs the gateway (headless until the
+# desktop window lands), printing its endpoint. Extra arguments go to `protogate serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh build
+# A Rust installed just now by rustup is not on PATH yet.
+if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
+cargo build --release --locked
+exec target/release/protogate serve "$@"
