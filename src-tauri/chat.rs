@@ -38,6 +38,7 @@ pub struct ChatRequest {
 #[derive(Clone, Debug)]
 pub enum NativeBody {
     OpenAi(serde_json::Map<String, serde_json::Value>),
+    Anthropic(serde_json::Map<String, serde_json::Value>),
 }
 
 impl ChatRequest {
@@ -99,12 +100,19 @@ pub enum ChatEvent {
     End,
 }
 
-/// One upstream event, parsed; `raw` is its `data:` payload verbatim when it is already in
-/// the format the client speaks, so the gateway can forward it untouched.
+/// One upstream event, parsed, with the event itself kept verbatim in `raw` so that a
+/// client speaking the upstream's format gets it untouched.
 #[derive(Clone, Debug, Default)]
 pub struct Frame {
-    pub raw: Option<bytes::Bytes>,
+    pub raw: Option<RawEvent>,
     pub events: Vec<ChatEvent>,
+}
+
+/// An upstream SSE event as received: its `event:` name and its `data:`.
+#[derive(Clone, Debug)]
+pub struct RawEvent {
+    pub name: Option<String>,
+    pub data: bytes::Bytes,
 }
 
 impl Frame {

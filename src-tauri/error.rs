@@ -13,8 +13,18 @@ use crate::secrets::SecretError;
 /// A provider call that failed. Messages name the provider and never carry a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    #[error("no API key is set for provider '{provider}'. Add it in Protogate's Providers view, or set {env_var} for `protogate serve`")]
-    MissingKey { provider: String, env_var: String },
+    #[error("no {credential} is set for provider '{provider}'. Set it with `protogate secrets set {provider}`, or set {env_var} for `protogate serve`")]
+    MissingKey {
+        provider: String,
+        credential: &'static str,
+        env_var: String,
+    },
+    #[error("the {credential} of provider '{provider}' cannot be used: {message}")]
+    BadKey {
+        provider: String,
+        credential: &'static str,
+        message: String,
+    },
     #[error("cannot read the key for provider '{provider}': {source}. Unlock the keychain, or set {env_var} for `protogate serve`")]
     Secret {
         provider: String,
@@ -27,8 +37,13 @@ pub enum ProviderError {
     FirstByteTimeout { provider: String, after: Duration },
     #[error("provider '{provider}' went quiet for {} s in the middle of the answer", .after.as_secs_f64())]
     IdleTimeout { provider: String, after: Duration },
-    #[error("provider '{provider}' rejected the API key (upstream status {status}); check or replace the key")]
-    KeyRejected { provider: String, status: u16 },
+    #[error("{upstream} rejected the {credential} for provider '{provider}' (upstream status {status}); check or replace it with `protogate secrets set {provider}`")]
+    KeyRejected {
+        provider: String,
+        upstream: &'static str,
+        credential: &'static str,
+        status: u16,
+    },
     #[error("provider '{provider}' answered {status}: {message}")]
     Status {
         provider: String,
@@ -47,7 +62,9 @@ pub enum ProviderError {
 impl ProviderError {
     fn status(&self) -> StatusCode {
         match self {
-            ProviderError::MissingKey { .. } => StatusCode::UNAUTHORIZED,
+            ProviderError::MissingKey { .. } | ProviderError::BadKey { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ProviderError::Secret { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -66,12 +83,17 @@ impl ProviderError {
             ProviderError::Status {
                 provider, status, ..
             }
-            | ProviderError::KeyRejected { provider, status } => {
+            | ProviderError::KeyRejected {
+                provider, status, ..
+            } => {
                 json!({"provider": provider, "upstream_status": status})
             }
-            ProviderError::MissingKey { provider, env_var } => {
+            ProviderError::MissingKey {
+                provider, env_var, ..
+            } => {
                 json!({"provider": provider, "env_var": env_var})
             }
+            ProviderError::BadKey { provider, .. } => json!({"provider": provider}),
             ProviderError::Secret { provider, .. }
             | ProviderError::Connect { provider, .. }
             | ProviderError::FirstByteTimeout { provider, .. }
@@ -115,12 +137,16 @@ pub enum ErrorShape {
     Seed,
     /// `{"error": {"message", "type", "code"}}`: what OpenAI's SDKs parse.
     OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`: what Anthropic's SDKs parse.
+    Anthropic,
 }
 
 impl ErrorShape {
     /// OpenAI-style paths get OpenAI-style errors, also from the middleware.
     pub fn for_path(path: &str) -> Self {
-        if path.starts_with("/v1/") {
+        if path.starts_with("/v1/messages") {
+            ErrorShape::Anthropic
+        } else if path.starts_with("/v1/") {
             ErrorShape::OpenAi
         } else {
             ErrorShape::Seed
@@ -160,26 +186,16 @@ impl GatewayError {
         }
     }
 
-    fn openai_type(&self) -> &'static str {
+    /// The error `type` both OpenAI's and Anthropic's formats carry.
+    pub fn error_type(&self) -> &'static str {
         match self.status() {
-            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::NOT_FOUND => {
-                "invalid_request_error"
-            }
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
+            StatusCode::NOT_FOUND => "not_found_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            StatusCode::GATEWAY_TIMEOUT => "timeout_error",
             _ => "api_error",
-        }
-    }
-
-    /// The error as one SSE `data:` payload, for failures after a stream started.
-    pub fn sse_payload(&self, shape: ErrorShape) -> String {
-        match shape {
-            ErrorShape::Seed => json!({"error": self.to_string()}).to_string(),
-            ErrorShape::OpenAi => {
-                json!({"error": {"message": self.to_string(), "type": self.openai_type()}})
-                    .to_string()
-            }
         }
     }
 
@@ -191,9 +207,13 @@ impl GatewayError {
             ErrorShape::Seed => json!({"error": message, "details": self.details()}),
             ErrorShape::OpenAi => json!({"error": {
                 "message": message,
-                "type": self.openai_type(),
+                "type": self.error_type(),
                 "code": status.as_u16(),
                 "details": self.details(),
+            }}),
+            ErrorShape::Anthropic => json!({"type": "error", "error": {
+                "type": self.error_type(),
+                "message": message,
             }}),
         };
         let mut response = (status, axum::Json(body)).into_response();
@@ -235,6 +255,7 @@ mod tests {
             (
                 ProviderError::MissingKey {
                     provider: provider(),
+                    credential: "API key",
                     env_var: "E".into(),
                 }
                 .into(),

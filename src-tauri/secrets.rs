@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Keychain service name shared by every Protogate entry.
 pub const KEYCHAIN_SERVICE: &str = "protogate";
@@ -28,6 +28,27 @@ pub enum SecretError {
 pub enum SecretSource {
     Environment,
     Keychain,
+}
+
+/// Where a secret stands, for `protogate secrets status` and `/health`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretStatus {
+    Environment,
+    Keychain,
+    Missing,
+    Unreadable(SecretError),
+}
+
+impl SecretStatus {
+    /// Plain words; never the value.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretStatus::Environment => "set (from the environment)".into(),
+            SecretStatus::Keychain => "set (in the keychain)".into(),
+            SecretStatus::Missing => "missing".into(),
+            SecretStatus::Unreadable(e) => format!("unreadable: {e}"),
+        }
+    }
 }
 
 /// The environment variable that may carry `id`'s secret: `PROTOGATE_SECRET_<ID>`,
@@ -97,6 +118,37 @@ impl SecretStore {
                 .insert(id.to_string(), secret.clone());
             (secret, SecretSource::Keychain)
         }))
+    }
+
+    /// Where `id`'s secret stands, without exposing it.
+    pub async fn status(&self, id: &str) -> SecretStatus {
+        match self.get(id).await {
+            Ok(Some((_, SecretSource::Environment))) => SecretStatus::Environment,
+            Ok(Some((_, SecretSource::Keychain))) => SecretStatus::Keychain,
+            Ok(None) => SecretStatus::Missing,
+            Err(e) => SecretStatus::Unreadable(e),
+        }
+    }
+
+    /// Stores `value` as `id`'s secret in the keychain, replacing any earlier one.
+    /// Blocking: a D-Bus round trip on Linux.
+    pub fn set_blocking(&self, id: &str, value: &SecretString) -> Result<(), SecretError> {
+        let entry = keyring::Entry::new(KEYCHAIN_SERVICE, id).map_err(map_keyring_error)?;
+        entry
+            .set_password(value.expose_secret())
+            .map_err(map_keyring_error)?;
+        self.forget(id);
+        Ok(())
+    }
+
+    /// Removes `id`'s secret from the keychain; removing a missing one succeeds.
+    pub fn delete_blocking(&self, id: &str) -> Result<(), SecretError> {
+        let entry = keyring::Entry::new(KEYCHAIN_SERVICE, id).map_err(map_keyring_error)?;
+        self.forget(id);
+        match entry.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_keyring_error(e)),
+        }
     }
 
     /// Drops a cached value, e.g. after the upstream refused it.

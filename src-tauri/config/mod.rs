@@ -2,6 +2,7 @@
 //! gateway can trust. The file is shared by the desktop app and `protogate serve` and
 //! never holds a secret; secrets live in the keychain (see `secrets`).
 
+mod asap;
 mod origin;
 mod raw;
 
@@ -10,10 +11,20 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use raw::{
-    CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection, RawConfig, DEFAULT_PORT,
+    AsapSection, Audience, CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection,
+    RawConfig, DEFAULT_PORT,
 };
+
+/// Headers that would put a credential in the settings file.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "proxy-authorization",
+    "cookie",
+];
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +57,9 @@ pub struct ProviderConfig {
     pub base_url: Option<reqwest::Url>,
     pub default_model: String,
     pub models: Vec<String>,
+    /// Sent on every upstream call; checked to hold no credential.
+    pub headers: reqwest::header::HeaderMap,
+    pub asap: Option<AsapSettings>,
     /// Pace of the demo provider's stream.
     pub chunk_delay: Duration,
 }
@@ -121,6 +135,12 @@ impl Config {
                     format!("`{}` must be lowercase letters, digits, `-` or `_`", p.id),
                 ));
             }
+            if p.id == crate::secrets::ACCESS_TOKEN_ACCOUNT {
+                return Err(invalid(
+                    &field("id"),
+                    format!("`{}` is reserved for the access token", p.id),
+                ));
+            }
             if providers.iter().any(|q: &ProviderConfig| q.id == p.id) {
                 return Err(invalid(&field("id"), format!("`{}` is used twice", p.id)));
             }
@@ -144,12 +164,48 @@ impl Config {
                 _ if p.kind == ProviderKind::Demo => raw::DEMO_MODEL.to_string(),
                 _ => return Err(invalid(&field("default_model"), "is required".into())),
             };
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in &p.headers {
+                let field = field(&format!("headers.{name}"));
+                let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| invalid(&field, "is not a valid header name".into()))?;
+                if CREDENTIAL_HEADERS.contains(&header.as_str()) {
+                    return Err(invalid(
+                        &field,
+                        "carries a credential: keep it in the keychain (`protogate secrets set`), not in this file".into(),
+                    ));
+                }
+                let value = reqwest::header::HeaderValue::from_str(value)
+                    .map_err(|_| invalid(&field, "is not a valid header value".into()))?;
+                headers.insert(header, value);
+            }
+            let asap = match (p.kind, p.asap) {
+                (ProviderKind::AsapGateway, Some(a)) => Some(
+                    AsapSettings::from_section(a)
+                        .map_err(|(f, m)| invalid(&field(&format!("asap.{f}")), m))?,
+                ),
+                (ProviderKind::AsapGateway, None) => {
+                    return Err(invalid(
+                        &field("asap"),
+                        "is required: issuer, key_id, audience".into(),
+                    ))
+                }
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        &field("asap"),
+                        "applies only to kind \"asap-gateway\"".into(),
+                    ))
+                }
+                (_, None) => None,
+            };
             providers.push(ProviderConfig {
                 id: p.id,
                 kind: p.kind,
                 base_url,
                 default_model,
                 models: p.models,
+                headers,
+                asap,
                 chunk_delay: Duration::from_millis(p.chunk_delay_ms),
             });
         }
@@ -322,6 +378,8 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             ProviderKind::Demo => "demo",
             ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::AsapGateway => "asap-gateway",
         })
     }
 }
@@ -396,6 +454,52 @@ mod tests {
             "lan",
         )
         .expect("LAN with a token is allowed");
+    }
+
+    #[test]
+    fn credentials_in_headers_are_refused() {
+        let e = err(
+            r#"{"providers": [{"id": "demo", "kind": "demo"}, {"id": "x", "kind": "openai", "base_url": "http://a", "default_model": "m", "headers": {"Authorization": "Bearer sk-1"}}]}"#,
+        );
+        assert!(
+            e.contains("providers[1].headers.Authorization") && e.contains("keychain"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn asap_settings_are_checked() {
+        let provider = |asap: &str| {
+            format!(
+                r#"{{"providers": [{{"id": "demo", "kind": "demo"}}, {{"id": "gw", "kind": "asap-gateway", "base_url": "https://gw.example/invoke", "default_model": "claude", "asap": {asap}}}]}}"#
+            )
+        };
+        let ok = parse(
+            &provider(r#"{"issuer": "proto", "key_id": "proto/key1", "audience": "ai-gateway"}"#),
+            "t",
+        )
+        .unwrap();
+        let asap = ok.provider("gw").unwrap().asap.as_ref().unwrap();
+        assert_eq!(asap.lifetime, Duration::from_secs(600));
+        let e = err(&provider(
+            r#"{"issuer": "proto", "key_id": "other/key1", "audience": "a"}"#,
+        ));
+        assert!(
+            e.contains("providers[1].asap.key_id") && e.contains("proto/"),
+            "{e}"
+        );
+        let e = err(&provider(
+            r#"{"issuer": "proto", "key_id": "proto/../x", "audience": "a"}"#,
+        ));
+        assert!(e.contains("asap.key_id"), "{e}");
+        let e = err(&provider(
+            r#"{"issuer": "proto", "key_id": "proto/k", "audience": "a", "lifetime_s": 7200}"#,
+        ));
+        assert!(e.contains("asap.lifetime_s"), "{e}");
+        let e = err(
+            r#"{"providers": [{"id": "demo", "kind": "demo"}, {"id": "gw", "kind": "asap-gateway", "base_url": "https://gw.example/invoke", "default_model": "c"}]}"#,
+        );
+        assert!(e.contains("providers[1].asap"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The settings file exactly as it is on disk. Unknown keys are refused so a typo is
 //! reported instead of silently ignored.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ pub enum ProviderKind {
     Demo,
     #[serde(rename = "openai")]
     OpenAi,
+    Anthropic,
+    AsapGateway,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -46,8 +49,41 @@ pub struct ProviderSection {
     /// Models listed by `/v1/models` besides the default one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// Extra headers on every upstream call (e.g. `X-Atlassian-UseCaseId`). Never
+    /// credentials: those live in the keychain.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// How an `asap-gateway` provider signs its tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asap: Option<AsapSection>,
     #[serde(default = "default_chunk_delay_ms", skip_serializing)]
     pub chunk_delay_ms: u64,
+}
+
+/// ASAP token settings (<https://s2sauth.bitbucket.io/spec/>); the private key itself is
+/// the provider's secret in the keychain.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsapSection {
+    pub issuer: String,
+    /// `<issuer>/<key-name>`, as the verifier looks the public key up by it.
+    pub key_id: String,
+    pub audience: Audience,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default = "default_lifetime_s")]
+    pub lifetime_s: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn default_lifetime_s() -> u64 {
+    600
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -113,6 +149,8 @@ impl Default for RawConfig {
                 base_url: None,
                 default_model: Some(DEMO_MODEL.into()),
                 models: vec![],
+                headers: BTreeMap::new(),
+                asap: None,
                 chunk_delay_ms: default_chunk_delay_ms(),
             }],
             cors: CorsSection::default(),

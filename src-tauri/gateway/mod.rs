@@ -2,6 +2,7 @@
 //! shutdown future, so the CLI, the tray and the tests share one path.
 
 mod body;
+mod encoders;
 mod guard;
 mod routes;
 mod sse;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/ai-gateway/stream", post(routes::chat_stream))
         .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/messages", post(routes::messages))
         .route("/v1/models", get(routes::models_list))
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))

@@ -1,41 +1,25 @@
-//! The handlers: the seed's streaming route, the OpenAI-compatible routes, and health.
+//! The handlers: the seed's streaming route, the OpenAI- and Anthropic-compatible
+//! routes, models and health.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::body::JsonBody;
-use super::sse::{self, Encoder};
+use super::encoders::SeedEncoder;
+use super::sse;
 use super::state::AppState;
-use crate::chat::{Frame, NativeBody};
+use crate::chat::{ChatRequest, NativeBody};
 use crate::config::ProviderKind;
 use crate::error::{ErrorShape, GatewayError};
+use crate::providers::Provider;
 use crate::request_log::RecordHandle;
-use crate::wire::{openai, seed};
-
-struct SeedEncoder;
-
-impl Encoder for SeedEncoder {
-    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
-        seed::encode(frame, out)
-    }
-    fn shape(&self) -> ErrorShape {
-        ErrorShape::Seed
-    }
-}
-
-impl Encoder for openai::ChunkEncoder {
-    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
-        openai::ChunkEncoder::encode(self, frame, out)
-    }
-    fn shape(&self) -> ErrorShape {
-        ErrorShape::OpenAi
-    }
-}
+use crate::wire::{anthropic, openai, seed};
 
 impl AppState {
-    fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, GatewayError> {
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
         self.streams
             .clone()
             .try_acquire_owned()
@@ -45,21 +29,66 @@ impl AppState {
     }
 }
 
+/// A request routed to its provider, ready to send.
+struct Routed<'a> {
+    provider: &'a Provider,
+    chat: ChatRequest,
+    /// The provider speaks the client's format: its events and bodies pass through.
+    passthrough: bool,
+    /// `provider-id/model`, as the client sees the model.
+    client_model: String,
+}
+
+/// Picks the provider, and keeps the client's own body when the provider speaks its
+/// format, so fields Protogate does not model (tools, metadata) still reach the upstream.
+fn route<'a>(
+    state: &'a AppState,
+    record: &RecordHandle,
+    provider: Option<&str>,
+    model: Option<&str>,
+    mut chat: ChatRequest,
+    native: Option<NativeBody>,
+) -> Result<Routed<'a>, GatewayError> {
+    let (provider, model) = state
+        .providers
+        .route(provider, model)
+        .map_err(GatewayError::bad_request)?;
+    chat.model = model;
+    record.set_request(provider.id(), &chat.model, chat.prompt());
+    let passthrough = matches!(
+        (&native, provider.kind()),
+        (Some(NativeBody::OpenAi(_)), ProviderKind::OpenAi)
+            | (Some(NativeBody::Anthropic(_)), ProviderKind::Anthropic)
+    );
+    if passthrough {
+        chat.native = native;
+    }
+    Ok(Routed {
+        client_model: format!("{}/{}", provider.id(), chat.model),
+        provider,
+        chat,
+        passthrough,
+    })
+}
+
 /// `POST /api/ai-gateway/stream`: the seed's contract.
 pub async fn chat_stream(
     State(state): State<AppState>,
     Extension(record): Extension<RecordHandle>,
     JsonBody(body): JsonBody<seed::SeedRequest>,
 ) -> Result<Response, GatewayError> {
-    let (provider, model) = state
-        .providers
-        .route(body.provider.as_deref(), body.model.as_deref())
-        .map_err(GatewayError::bad_request)?;
-    let mut chat = body.into_chat()?;
-    chat.model = model;
-    record.set_request(provider.id(), &chat.model, chat.prompt());
+    let (provider, model) = (body.provider.clone(), body.model.clone());
+    let chat = body.into_chat()?;
+    let routed = route(
+        &state,
+        &record,
+        provider.as_deref(),
+        model.as_deref(),
+        chat,
+        None,
+    )?;
     let permit = state.stream_permit()?;
-    let frames = provider.stream(chat).await?;
+    let frames = routed.provider.stream(routed.chat).await?;
     Ok(sse::response(frames, SeedEncoder, record, permit))
 }
 
@@ -69,45 +98,74 @@ pub async fn chat_completions(
     Extension(record): Extension<RecordHandle>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Response {
-    chat_completions_inner(state, record, body)
-        .await
-        .unwrap_or_else(|e| e.response(ErrorShape::OpenAi))
+    async {
+        let parsed = openai::parse_request(&body)?;
+        let native = NativeBody::OpenAi(body);
+        let r = route(
+            &state,
+            &record,
+            None,
+            parsed.model.as_deref(),
+            parsed.chat,
+            Some(native),
+        )?;
+        if parsed.stream {
+            let permit = state.stream_permit()?;
+            let encoder =
+                openai::ChunkEncoder::new(r.client_model, r.chat.include_usage, r.passthrough);
+            let frames = r.provider.stream(r.chat).await?;
+            return Ok(sse::response(frames, encoder, record, permit));
+        }
+        let completion = r.provider.complete(r.chat).await?;
+        note_completion(&record, &completion);
+        Ok(match completion.raw {
+            Some(raw) if r.passthrough => Json(raw).into_response(),
+            _ => Json(openai::completion_json(&r.client_model, &completion)).into_response(),
+        })
+    }
+    .await
+    .unwrap_or_else(|e: GatewayError| e.response(ErrorShape::OpenAi))
 }
 
-async fn chat_completions_inner(
-    state: AppState,
-    record: RecordHandle,
-    mut body: Map<String, Value>,
-) -> Result<Response, GatewayError> {
-    let parsed = openai::parse_request(&body)?;
-    let (provider, model) = state
-        .providers
-        .route(None, parsed.model.as_deref())
-        .map_err(GatewayError::bad_request)?;
-    let passthrough = provider.kind() == ProviderKind::OpenAi;
-    let mut chat = parsed.chat;
-    chat.model = model;
-    record.set_request(provider.id(), &chat.model, chat.prompt());
-    let client_model = format!("{}/{}", provider.id(), chat.model);
-    if passthrough {
-        body.insert("model".into(), chat.model.clone().into());
-        chat.native = Some(NativeBody::OpenAi(body));
+/// `POST /v1/messages`: Anthropic's Messages API, streaming or not.
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(record): Extension<RecordHandle>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Response {
+    async {
+        let parsed = anthropic::parse_request(&body)?;
+        let native = NativeBody::Anthropic(body);
+        let r = route(
+            &state,
+            &record,
+            None,
+            parsed.model.as_deref(),
+            parsed.chat,
+            Some(native),
+        )?;
+        if parsed.stream {
+            let permit = state.stream_permit()?;
+            let encoder = anthropic::EventEncoder::new(r.client_model, r.passthrough);
+            let frames = r.provider.stream(r.chat).await?;
+            return Ok(sse::response(frames, encoder, record, permit));
+        }
+        let completion = r.provider.complete(r.chat).await?;
+        note_completion(&record, &completion);
+        Ok(match completion.raw {
+            Some(raw) if r.passthrough => Json(raw).into_response(),
+            _ => Json(anthropic::message_json(&r.client_model, &completion)).into_response(),
+        })
     }
-    if parsed.stream {
-        let permit = state.stream_permit()?;
-        let encoder = openai::ChunkEncoder::new(client_model, chat.include_usage, passthrough);
-        let frames = provider.stream(chat).await?;
-        return Ok(sse::response(frames, encoder, record, permit));
-    }
-    let completion = provider.complete(chat).await?;
+    .await
+    .unwrap_or_else(|e: GatewayError| e.response(ErrorShape::Anthropic))
+}
+
+fn note_completion(record: &RecordHandle, completion: &crate::chat::Completion) {
     record.push_answer(&completion.text);
     if let Some(usage) = completion.usage {
         record.set_usage(usage);
     }
-    Ok(match completion.raw {
-        Some(raw) if passthrough => Json(raw).into_response(),
-        _ => Json(openai::completion_json(&client_model, &completion)).into_response(),
-    })
 }
 
 /// `GET /v1/models`: every configured provider's models, named `provider-id/model`.
@@ -135,22 +193,25 @@ pub async fn models_list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `GET /health` and `/api/health`: liveness plus the providers, never a secret.
+/// `GET /health` and `/api/health`: liveness plus each provider and whether its
+/// credential can be read (never the credential).
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    let providers: Vec<Value> = state
-        .providers
-        .all()
-        .iter()
-        .map(|p| {
-            let c = p.config();
-            json!({
-                "id": c.id,
-                "kind": c.kind.to_string(),
-                "default_model": c.default_model,
-                "default": c.id == state.config.default_provider,
-            })
-        })
-        .collect();
+    let mut providers = vec![];
+    for p in state.providers.all() {
+        let c = p.config();
+        let credential = if p.needs_credential() {
+            state.secrets.status(&c.id).await.describe()
+        } else {
+            "not needed".to_string()
+        };
+        providers.push(json!({
+            "id": c.id,
+            "kind": c.kind.to_string(),
+            "default_model": c.default_model,
+            "default": c.id == state.config.default_provider,
+            "credential": credential,
+        }));
+    }
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

@@ -11,18 +11,20 @@ use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::chat::{ChatEvent, Frame};
-use crate::error::{ErrorShape, GatewayError};
+use crate::error::GatewayError;
 use crate::providers::FrameStream;
 use crate::request_log::RecordHandle;
 
 /// Writes frames in one client format.
 pub trait Encoder: Send + 'static {
     fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>);
-    fn shape(&self) -> ErrorShape;
+    /// The end of a stream that failed after it started, in a way the client's SDKs
+    /// surface as an error.
+    fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>);
 }
 
 /// An SSE response streaming `frames` through `encoder`. A failure mid-stream becomes
-/// one error event followed by `data: [DONE]`, never a silent clean end.
+/// an error event, never a silent clean end.
 pub fn response(
     mut frames: FrameStream,
     mut encoder: impl Encoder,
@@ -55,9 +57,7 @@ pub fn response(
                 Err(e) => {
                     let error = GatewayError::from(e);
                     record.set_error(error.to_string());
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(error.sse_payload(encoder.shape()).as_bytes());
-                    out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+                    encoder.error(&error, &mut out);
                     yield Ok(Bytes::from(out));
                     break;
                 }

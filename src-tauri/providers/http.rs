@@ -1,30 +1,79 @@
-//! What every HTTP provider does the same way: send with a first-byte deadline, turn a
-//! refusal into a readable error, and read an SSE body with an idle deadline.
+//! What every HTTP provider does the same way: read its credential, send with a
+//! first-byte deadline, turn a refusal into a readable error, and read an SSE body into
+//! frames with an idle deadline and end-marker check.
 
 use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use reqwest::{header, RequestBuilder, Response};
+use secrecy::SecretString;
 use serde_json::Value;
 
+use super::{FrameStream, Upstream};
+use crate::chat::{ChatEvent, Frame};
 use crate::error::ProviderError;
-use crate::secrets::SecretStore;
+use crate::secrets::env_var_name;
+use crate::wire::DecodeError;
 
 /// Upstream error bodies are read up to this size for their message.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
 const ERROR_MESSAGE_CHARS: usize = 500;
 
-/// Sends `request`, waiting at most `first_byte` for the response head. A non-2xx answer
-/// becomes an error carrying the upstream's own message; a rejected key is forgotten so
-/// a replacement is read on the next request.
+/// How one kind of upstream names itself and its errors.
+#[derive(Clone, Copy, Debug)]
+pub struct Flavor {
+    /// As a person would name it: "Anthropic", "The AI gateway".
+    pub upstream: &'static str,
+    /// What the stored secret is: "API key", "ASAP private key".
+    pub credential: &'static str,
+    /// The human message inside an error body.
+    pub error_message: fn(&Value) -> Option<String>,
+}
+
+/// The provider's secret; `None` for a local server that takes no key.
+pub async fn credential(
+    upstream: &Upstream,
+    provider: &str,
+    flavor: &Flavor,
+    optional: bool,
+) -> Result<Option<SecretString>, ProviderError> {
+    match upstream.secrets.get(provider).await {
+        Ok(Some((secret, _))) => Ok(Some(secret)),
+        Ok(None) | Err(_) if optional => Ok(None),
+        Ok(None) => Err(ProviderError::MissingKey {
+            provider: provider.into(),
+            credential: flavor.credential,
+            env_var: env_var_name(provider),
+        }),
+        Err(source) => Err(ProviderError::Secret {
+            provider: provider.into(),
+            env_var: env_var_name(provider),
+            source,
+        }),
+    }
+}
+
+/// Whether a URL points at this machine, where servers (Ollama, LM Studio) take no key.
+pub fn is_local(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Sends `request`, waiting at most the first-byte timeout for the response head. A
+/// non-2xx answer becomes an error carrying the upstream's own message; a refused
+/// credential is forgotten so a replacement is read on the next request.
 pub async fn send(
+    upstream: &Upstream,
     request: RequestBuilder,
     provider: &str,
-    first_byte: Duration,
-    secrets: &SecretStore,
-    error_message: fn(&Value) -> Option<String>,
+    flavor: &Flavor,
 ) -> Result<Response, ProviderError> {
+    let first_byte = upstream.limits.first_byte_timeout;
     let response = match tokio::time::timeout(first_byte, request.send()).await {
         Err(_) => {
             return Err(ProviderError::FirstByteTimeout {
@@ -40,9 +89,12 @@ pub async fn send(
         return Ok(response);
     }
     if matches!(status.as_u16(), 401 | 403) {
-        secrets.forget(provider);
+        // The upstream's message is not passed on: some quote part of the key back.
+        upstream.secrets.forget(provider);
         return Err(ProviderError::KeyRejected {
             provider: provider.into(),
+            upstream: flavor.upstream,
+            credential: flavor.credential,
             status: status.as_u16(),
         });
     }
@@ -50,7 +102,7 @@ pub async fn send(
     let body = read_limited(response, first_byte).await;
     let message = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| error_message(&v))
+        .and_then(|v| (flavor.error_message)(&v))
         .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
     let message = if message.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
@@ -81,6 +133,33 @@ async fn read_limited(response: Response, deadline: Duration) -> Vec<u8> {
     body
 }
 
+/// Reads a whole JSON body within the idle timeout.
+pub async fn read_json(
+    upstream: &Upstream,
+    response: Response,
+    provider: &str,
+) -> Result<Value, ProviderError> {
+    let deadline = upstream.limits.idle_timeout;
+    let body = match tokio::time::timeout(deadline, response.bytes()).await {
+        Err(_) => {
+            return Err(ProviderError::IdleTimeout {
+                provider: provider.into(),
+                after: deadline,
+            })
+        }
+        Ok(Err(_)) => {
+            return Err(ProviderError::Cut {
+                provider: provider.into(),
+            })
+        }
+        Ok(Ok(body)) => body,
+    };
+    serde_json::from_slice(&body).map_err(|e| ProviderError::Decode {
+        provider: provider.into(),
+        message: e.to_string(),
+    })
+}
+
 /// Names the deepest cause ("Connection refused"), which is what a person can act on.
 fn connect_error(provider: &str, e: &reqwest::Error) -> ProviderError {
     let mut cause: &dyn std::error::Error = e;
@@ -100,29 +179,59 @@ fn connect_error(provider: &str, e: &reqwest::Error) -> ProviderError {
     }
 }
 
-/// The SSE events of a streamed body; an event not completed within `idle` ends the
-/// stream with [`ProviderError::IdleTimeout`].
-pub fn events(
+/// The frames of a streamed body, decoded event by event with `decode`. An event not
+/// completed within the idle timeout, a broken connection, or an end without the
+/// upstream's end marker is an error, never a silent clean end. With `finish_ends`, a
+/// finish reason counts as the end marker (OpenAI-compatible servers that omit `[DONE]`).
+pub fn frames(
+    upstream: &Upstream,
     response: Response,
-    provider: String,
-    idle: Duration,
-) -> impl Stream<Item = Result<Event, ProviderError>> + Send {
-    let mut inner = response.bytes_stream().eventsource();
-    async_stream::stream! {
+    provider: &str,
+    finish_ends: bool,
+    mut decode: impl FnMut(&Event) -> Result<Frame, DecodeError> + Send + 'static,
+) -> FrameStream {
+    let idle = upstream.limits.idle_timeout;
+    let provider = provider.to_string();
+    let mut events = response.bytes_stream().eventsource();
+    Box::pin(async_stream::stream! {
+        let mut finished = false;
         loop {
-            match tokio::time::timeout(idle, inner.next()).await {
+            let event = match tokio::time::timeout(idle, events.next()).await {
                 Err(_) => {
-                    yield Err(ProviderError::IdleTimeout { provider: provider.clone(), after: idle });
-                    break;
+                    yield Err(ProviderError::IdleTimeout { provider, after: idle });
+                    return;
                 }
                 Ok(None) => break,
-                Ok(Some(Ok(event))) => yield Ok(event),
                 Ok(Some(Err(e))) => {
-                    yield Err(ProviderError::Cut { provider: provider.clone() });
                     tracing::debug!(provider = %provider, error = %e, "upstream stream broke");
-                    break;
+                    yield Err(ProviderError::Cut { provider });
+                    return;
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            match decode(&event) {
+                Ok(frame) => {
+                    let end = frame.events.contains(&ChatEvent::End);
+                    finished |= frame.events.iter().any(|e| matches!(e, ChatEvent::Finish(_)));
+                    yield Ok(frame);
+                    if end {
+                        return;
+                    }
+                }
+                Err(DecodeError::Upstream(message)) => {
+                    yield Err(ProviderError::InStream { provider, message });
+                    return;
+                }
+                Err(DecodeError::Malformed(message)) => {
+                    yield Err(ProviderError::Decode { provider, message });
+                    return;
                 }
             }
         }
-    }
+        if finished && finish_ends {
+            yield Ok(Frame::event(ChatEvent::End));
+        } else {
+            yield Err(ProviderError::Cut { provider });
+        }
+    })
 }

@@ -4,6 +4,9 @@
 //! Every stream ends with [`ChatEvent::End`] or an error: a provider that stops
 //! without its end marker reports [`ProviderError::Cut`], never a silent clean end.
 
+mod anthropic;
+mod asap;
+mod asap_gateway;
 mod demo;
 mod http;
 mod openai;
@@ -18,6 +21,9 @@ use crate::config::{Config, Limits, ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
 use crate::secrets::SecretStore;
 
+pub use anthropic::AnthropicProvider;
+pub use asap::{AsapError, AsapSigner};
+pub use asap_gateway::AsapGatewayProvider;
 pub use demo::DemoProvider;
 pub use openai::OpenAiProvider;
 
@@ -53,6 +59,8 @@ impl Upstream {
 pub enum Provider {
     Demo(DemoProvider),
     OpenAi(OpenAiProvider),
+    Anthropic(AnthropicProvider),
+    AsapGateway(AsapGatewayProvider),
 }
 
 impl Provider {
@@ -60,6 +68,12 @@ impl Provider {
         match config.kind {
             ProviderKind::Demo => Provider::Demo(DemoProvider::new(config)),
             ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider::new(config, upstream.clone())),
+            ProviderKind::Anthropic => {
+                Provider::Anthropic(AnthropicProvider::new(config, upstream.clone()))
+            }
+            ProviderKind::AsapGateway => {
+                Provider::AsapGateway(AsapGatewayProvider::new(config, upstream.clone()))
+            }
         }
     }
 
@@ -67,6 +81,8 @@ impl Provider {
         match self {
             Provider::Demo(p) => &p.config,
             Provider::OpenAi(p) => &p.config,
+            Provider::Anthropic(p) => &p.config,
+            Provider::AsapGateway(p) => &p.config,
         }
     }
 
@@ -78,12 +94,24 @@ impl Provider {
         self.config().kind
     }
 
+    /// Whether requests fail without a stored secret (local servers take none).
+    pub fn needs_credential(&self) -> bool {
+        match self {
+            Provider::Demo(_) => false,
+            Provider::OpenAi(p) => !p.key_optional,
+            Provider::Anthropic(p) => !p.key_optional,
+            Provider::AsapGateway(_) => true,
+        }
+    }
+
     /// Starts a streamed answer. Returns once the upstream has accepted the request, so
     /// errors up to that point can still be answered with a status code.
     pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
         match self {
             Provider::Demo(p) => Ok(p.stream(request)),
             Provider::OpenAi(p) => p.stream(request).await,
+            Provider::Anthropic(p) => p.stream(request).await,
+            Provider::AsapGateway(p) => p.stream(request).await,
         }
     }
 
@@ -92,6 +120,8 @@ impl Provider {
         match self {
             Provider::Demo(p) => Ok(p.complete(&request)),
             Provider::OpenAi(p) => p.complete(request).await,
+            Provider::Anthropic(p) => p.complete(request).await,
+            Provider::AsapGateway(p) => p.complete(request).await,
         }
     }
 }

@@ -5,7 +5,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, Role, Usage};
+use super::DecodeError;
+use crate::chat::{
+    ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, RawEvent, Role, Usage,
+};
 use crate::error::GatewayError;
 
 /// A client's `/v1/chat/completions` body, parsed.
@@ -211,16 +214,12 @@ pub fn decode_chunk(data: &str) -> Result<Frame, DecodeError> {
         events.push(ChatEvent::Usage(usage.into()));
     }
     Ok(Frame {
-        raw: Some(Bytes::copy_from_slice(data.as_bytes())),
+        raw: Some(RawEvent {
+            name: None,
+            data: Bytes::copy_from_slice(data.as_bytes()),
+        }),
         events,
     })
-}
-
-/// Why an upstream chunk could not be used.
-#[derive(Debug)]
-pub enum DecodeError {
-    Malformed(String),
-    Upstream(String),
 }
 
 /// The human message in an OpenAI-style error object (`{"message": ...}` or a string).
@@ -293,7 +292,7 @@ impl ChunkEncoder {
     pub fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
         if self.passthrough {
             if let Some(raw) = &frame.raw {
-                write_data(out, raw);
+                write_data(out, &raw.data);
             }
         }
         for event in &frame.events {

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod commands;
+
 use crate::config::{self, Config};
 use crate::gateway::{self, AppState};
 use crate::request_log::RequestLog;
@@ -19,6 +21,9 @@ use crate::secrets::SecretStore;
     about = "An AI gateway on localhost for browser prototypes"
 )]
 pub struct Cli {
+    /// Settings file (default: the OS config directory, e.g. ~/.config/protogate/settings.json).
+    #[arg(long, env = "PROTOGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -27,6 +32,24 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway without a window (a workstation, a container).
     Serve(ServeArgs),
+    /// Provider keys in the system keychain.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// List the configured providers and whether their keys are set.
+    Providers,
+    /// Check the settings and make one small call to every provider.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a provider's key (or `protogate-access-token`), read from stdin or a hidden
+    /// prompt; never from the command line, where other users and shell history see it.
+    Set { id: String },
+    /// Per provider: set in the keychain, from the environment, or missing.
+    Status,
+    /// Remove a provider's key from the keychain (removing a missing one succeeds).
+    Delete { id: String },
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -37,23 +60,24 @@ pub struct ServeArgs {
     /// Port to listen on; 0 takes any free port.
     #[arg(long, env = "PROTOGATE_PORT")]
     pub port: Option<u16>,
-    /// Settings file (default: the OS config directory, e.g. ~/.config/protogate/settings.json).
-    #[arg(long, env = "PROTOGATE_CONFIG")]
-    pub config: Option<PathBuf>,
 }
 
 /// Runs the command line; the exit code says whether it went well.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    let config = cli.config;
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(config, args),
+        Some(Command::Secrets(command)) => commands::secrets(config, command),
+        Some(Command::Providers) => commands::providers(config),
+        Some(Command::Check) => commands::check(config),
         None => {
             eprintln!(
                 "protogate: the desktop window is not built yet; running the headless gateway \
                  (same as `protogate serve`)"
             );
-            serve(ServeArgs::default())
+            serve(config, ServeArgs::default())
         }
     };
     match result {
@@ -75,9 +99,9 @@ fn init_tracing() {
 }
 
 /// Loads the settings with the command line's overrides applied before validation.
-pub fn load_config(args: &ServeArgs) -> Result<(Config, PathBuf), String> {
-    let path = match &args.config {
-        Some(path) => path.clone(),
+pub fn load_config(path: Option<PathBuf>, args: &ServeArgs) -> Result<(Config, PathBuf), String> {
+    let path = match path {
+        Some(path) => path,
         None => config::default_path().map_err(|e| e.to_string())?,
     };
     let mut raw = config::read_raw_or_create(&path).map_err(|e| e.to_string())?;
@@ -91,8 +115,8 @@ pub fn load_config(args: &ServeArgs) -> Result<(Config, PathBuf), String> {
     Ok((config, path))
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
-    let (config, path) = load_config(&args)?;
+fn serve(config_path: Option<PathBuf>, args: ServeArgs) -> Result<(), String> {
+    let (config, path) = load_config(config_path, &args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,189 @@
+//! The commands besides `serve`: keys in the keychain, the provider list, and a check
+//! that calls every provider once. They print states and errors, never a secret.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{load_config, SecretsCommand, ServeArgs};
+use crate::chat::{ChatRequest, Message, Role};
+use crate::config::{Config, ProviderKind};
+use crate::providers::{AsapSigner, Provider, Registry, Upstream};
+use crate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE};
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn registry(config: &Config, secrets: &SecretStore) -> Registry {
+    Registry::new(
+        config,
+        &Upstream::new(config.limits.clone(), secrets.clone()),
+    )
+}
+
+pub fn secrets(config_path: Option<PathBuf>, command: SecretsCommand) -> Result<(), String> {
+    let (config, _) = load_config(config_path, &ServeArgs::default())?;
+    let store = SecretStore::new();
+    match command {
+        SecretsCommand::Set { id } => {
+            let kind = account_kind(&config, &id)?;
+            let value = read_secret(&id)?;
+            if kind == Some(ProviderKind::AsapGateway) {
+                let asap = config
+                    .provider(&id)
+                    .and_then(|p| p.asap.clone())
+                    .expect("validated");
+                AsapSigner::new(asap).token(&value).map_err(|e| {
+                    format!("not stored: the ASAP private key for '{id}' cannot be used: {e}")
+                })?;
+            }
+            store
+                .set_blocking(&id, &value)
+                .map_err(|e| format!("not stored: {e}"))?;
+            println!(
+                "Stored the secret for '{id}' in the system keychain \
+                 (service \"{KEYCHAIN_SERVICE}\", account \"{id}\")."
+            );
+            Ok(())
+        }
+        SecretsCommand::Delete { id } => {
+            account_kind(&config, &id)?;
+            store.delete_blocking(&id).map_err(|e| e.to_string())?;
+            println!("Removed the secret for '{id}' from the system keychain.");
+            Ok(())
+        }
+        SecretsCommand::Status => runtime()?.block_on(async {
+            let registry = registry(&config, &store);
+            for p in registry.all() {
+                let state = if p.needs_credential() {
+                    store.status(p.id()).await.describe()
+                } else {
+                    "not needed".into()
+                };
+                println!("{:<24} {:<14} {state}", p.id(), p.kind().to_string());
+            }
+            if config.require_access_token {
+                let state = store.status(ACCESS_TOKEN_ACCOUNT).await.describe();
+                println!("{ACCESS_TOKEN_ACCOUNT:<24} {:<14} {state}", "access token");
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// The kind of provider `id` names; `None` for the access token. Unknown ids are refused
+/// so a typo does not store a key nobody reads.
+fn account_kind(config: &Config, id: &str) -> Result<Option<ProviderKind>, String> {
+    if id == ACCESS_TOKEN_ACCOUNT {
+        return Ok(None);
+    }
+    match config.provider(id) {
+        Some(p) if p.kind == ProviderKind::Demo => Err(format!(
+            "provider '{id}' is the built-in demo and takes no key"
+        )),
+        Some(p) => Ok(Some(p.kind)),
+        None => {
+            let ids: Vec<_> = config.providers.iter().map(|p| p.id.as_str()).collect();
+            Err(format!(
+                "unknown provider '{id}'; configured providers: {} (or {ACCESS_TOKEN_ACCOUNT})",
+                ids.join(", ")
+            ))
+        }
+    }
+}
+
+/// Reads a secret from a hidden prompt, or all of stdin when it is piped (a PEM file).
+fn read_secret(id: &str) -> Result<SecretString, String> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Secret for '{id}' (input hidden): "))
+            .map_err(|e| format!("cannot read the secret: {e}"))?
+    } else {
+        let mut value = String::new();
+        std::io::stdin()
+            .read_to_string(&mut value)
+            .map_err(|e| format!("cannot read the secret from stdin: {e}"))?;
+        value
+    };
+    let value = SecretString::from(value.trim().to_string());
+    if value.expose_secret().is_empty() {
+        return Err("nothing was given; the secret is read from stdin or a prompt".into());
+    }
+    Ok(value)
+}
+
+pub fn providers(config_path: Option<PathBuf>) -> Result<(), String> {
+    let (config, _) = load_config(config_path, &ServeArgs::default())?;
+    let store = SecretStore::new();
+    runtime()?.block_on(async {
+        for p in registry(&config, &store).all() {
+            let c = p.config();
+            let key = if p.needs_credential() {
+                store.status(p.id()).await.describe()
+            } else {
+                "no key needed".into()
+            };
+            let default = if c.id == config.default_provider {
+                " (default)"
+            } else {
+                ""
+            };
+            let url = c
+                .base_url
+                .as_ref()
+                .map(|u| u.as_str())
+                .unwrap_or("built in");
+            println!(
+                "{}{default}\n  kind {}, model {}, {url}\n  key: {key}",
+                c.id, c.kind, c.default_model
+            );
+        }
+    });
+    Ok(())
+}
+
+/// One one-token completion per provider; non-zero exit when any fails.
+pub fn check(config_path: Option<PathBuf>) -> Result<(), String> {
+    let (config, path) = load_config(config_path, &ServeArgs::default())?;
+    println!("settings {}: ok", path.display());
+    let store = SecretStore::new();
+    let failures = runtime()?.block_on(async {
+        let mut failures = 0;
+        for p in registry(&config, &store).all() {
+            match check_one(p).await {
+                Ok(()) => println!("{}: ok", p.id()),
+                Err(e) => {
+                    failures += 1;
+                    println!("{}: {e}", p.id());
+                }
+            }
+        }
+        failures
+    });
+    match failures {
+        0 => Ok(()),
+        n => Err(format!("{n} provider(s) failed the check")),
+    }
+}
+
+async fn check_one(provider: &Provider) -> Result<(), String> {
+    let request = ChatRequest {
+        model: provider.config().default_model.clone(),
+        messages: vec![Message {
+            role: Role::User,
+            content: "ping".into(),
+        }],
+        max_tokens: Some(1),
+        ..ChatRequest::default()
+    };
+    match tokio::time::timeout(Duration::from_secs(60), provider.complete(request)).await {
+        Err(_) => Err("no answer within 60 s".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(_)) => Ok(()),
+    }
+}

@@ -1,0 +1,98 @@
+//! Anthropic's Messages API (`x-api-key`, `anthropic-version`), streaming and not.
+//! `base_url` is the API root, e.g. `https://api.anthropic.com`.
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::http::{self, Flavor};
+use super::{FrameStream, Upstream};
+use crate::chat::{ChatRequest, Completion, NativeBody};
+use crate::config::ProviderConfig;
+use crate::error::ProviderError;
+use crate::wire::anthropic::{self as wire, Dialect, EventDecoder, API_VERSION};
+
+const FLAVOR: Flavor = Flavor {
+    upstream: "Anthropic",
+    credential: "API key",
+    error_message: wire::error_message,
+};
+
+#[derive(Clone, Debug)]
+pub struct AnthropicProvider {
+    pub config: ProviderConfig,
+    upstream: Upstream,
+    url: reqwest::Url,
+    pub(super) key_optional: bool,
+}
+
+impl AnthropicProvider {
+    pub fn new(config: &ProviderConfig, upstream: Upstream) -> Self {
+        let base = config
+            .base_url
+            .clone()
+            .expect("validated: anthropic providers have a base_url");
+        let root = base.as_str().trim_end_matches('/');
+        let path = if root.ends_with("/v1") {
+            "/messages"
+        } else {
+            "/v1/messages"
+        };
+        let url = reqwest::Url::parse(&format!("{root}{path}"))
+            .expect("a valid base URL plus a path is valid");
+        AnthropicProvider {
+            config: config.clone(),
+            upstream,
+            key_optional: http::is_local(&base),
+            url,
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    async fn request(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+        let key = http::credential(&self.upstream, self.id(), &FLAVOR, self.key_optional).await?;
+        let mut request = self
+            .upstream
+            .http
+            .post(self.url.clone())
+            .headers(self.config.headers.clone())
+            .header("anthropic-version", API_VERSION)
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key.expose_secret());
+        }
+        http::send(&self.upstream, request, self.id(), &FLAVOR).await
+    }
+
+    fn body(request: &ChatRequest, stream: bool) -> Value {
+        match &request.native {
+            Some(NativeBody::Anthropic(body)) => {
+                let mut body = body.clone();
+                body.insert("model".into(), request.model.clone().into());
+                body.insert("stream".into(), stream.into());
+                Value::Object(body)
+            }
+            _ => wire::request_body(request, Dialect::Api { stream }),
+        }
+    }
+
+    pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
+        let response = self.request(&Self::body(&request, true)).await?;
+        let mut decoder = EventDecoder::default();
+        Ok(http::frames(
+            &self.upstream,
+            response,
+            self.id(),
+            false,
+            move |event| decoder.decode(Some(&event.event), &event.data),
+        ))
+    }
+
+    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ProviderError> {
+        let response = self.request(&Self::body(&request, false)).await?;
+        let json = http::read_json(&self.upstream, response, self.id()).await?;
+        Ok(wire::decode_message(json))
+    }
+}
