@@ -4,6 +4,8 @@
 //!   chunk, median and p99 in microseconds.
 //! - `streams <base-url> <concurrency> <pid>`: that many slow streams open at once; the
 //!   resident memory of process `pid` while they are open, in kB.
+//! - `sequential <base-url> <n>`: n non-streamed requests one after another with
+//!   reqwest; median and p99 in microseconds.
 //! - `startup <binary> <settings> <n>`: time from spawning `protogate serve` to its
 //!   "listening" line, median in milliseconds.
 
@@ -109,12 +111,40 @@ async fn startup(binary: &str, settings: &str, n: usize) {
     println!("{:.1}", percentile(&times, 0.5));
 }
 
+/// Sequential non-streamed requests with reqwest, as the gateway makes them upstream.
+async fn sequential(base: &str, n: usize) {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let body = json!({"model": "bench", "messages": [{"role": "user", "content": "hi"}]});
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let res = client
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        res.bytes().await.unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{:.1} {:.1}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("ttft") => ttft(&args[2], args[3].parse().unwrap()).await,
         Some("streams") => streams(&args[2], args[3].parse().unwrap(), &args[4]).await,
+        Some("sequential") => sequential(&args[2], args[3].parse().unwrap()).await,
         Some("startup") => startup(&args[2], &args[3], args[4].parse().unwrap()).await,
         _ => eprintln!("usage: bench_client ttft|streams|startup ..."),
     }

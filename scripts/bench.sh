@@ -55,6 +55,7 @@ read -r _ _ d64_rps <<< "$(run_wrk "$direct" 64 2)"
 read -r _ _ g64_rps <<< "$(run_wrk "$gw" 64 2)"
 read -r dt_p50 dt_p99 <<< "$("$client" ttft "$direct" 500)"
 read -r gt_p50 gt_p99 <<< "$("$client" ttft "$gw" 500)"
+read -r rq_p50 _ <<< "$("$client" sequential "$direct" 2000)"
 rss_64=$("$client" streams "$gw" 64 "$gw_pid")
 start_ms=$("$client" startup "$bin" "$work/settings.json" 20)
 
@@ -69,6 +70,7 @@ cat <<REPORT
 | throughput, 64 connections | $d64_rps req/s | $g64_rps req/s | $(calc "100*$g64_rps/$d64_rps") % of direct | ≥ 40 % |
 | time to first token (stream), median | $(calc "$dt_p50/1000") ms | $(calc "$gt_p50/1000") ms | +$(calc "($gt_p50-$dt_p50)/1000") ms | < 0.2 ms |
 | time to first token (stream), p99 | $(calc "$dt_p99/1000") ms | $(calc "$gt_p99/1000") ms | +$(calc "($gt_p99-$dt_p99)/1000") ms | |
+| for reference: reqwest alone → upstream, median | $(calc "$d1_p50/1000") ms (wrk) | $(calc "$rq_p50/1000") ms | +$(calc "($rq_p50-$d1_p50)/1000") ms | (the gateway's own upstream client) |
 | resident memory, idle | | $(calc "$rss_idle/1024") MB | | < 20 MB |
 | resident memory, 64 open streams | | $(calc "$rss_64/1024") MB | | < 60 MB |
 | start to listening, median | | $start_ms ms | | < 100 ms |

@@ -130,6 +130,6 @@ pub struct Completion {
     pub text: String,
     pub finish: Option<FinishReason>,
     pub usage: Option<Usage>,
-    /// The upstream's body verbatim when it is already in the client's format.
-    pub raw: Option<serde_json::Value>,
+    /// The upstream's body verbatim, for a client that speaks the upstream's format.
+    pub raw: Option<bytes::Bytes>,
 }

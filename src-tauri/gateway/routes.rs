@@ -2,6 +2,7 @@
 //! routes, models and health.
 
 use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
@@ -119,7 +120,7 @@ pub async fn chat_completions(
         let completion = r.provider.complete(r.chat).await?;
         note_completion(&record, &completion);
         Ok(match completion.raw {
-            Some(raw) if r.passthrough => Json(raw).into_response(),
+            Some(raw) if r.passthrough => json_bytes(raw),
             _ => Json(openai::completion_json(&r.client_model, &completion)).into_response(),
         })
     }
@@ -153,12 +154,17 @@ pub async fn messages(
         let completion = r.provider.complete(r.chat).await?;
         note_completion(&record, &completion);
         Ok(match completion.raw {
-            Some(raw) if r.passthrough => Json(raw).into_response(),
+            Some(raw) if r.passthrough => json_bytes(raw),
             _ => Json(anthropic::message_json(&r.client_model, &completion)).into_response(),
         })
     }
     .await
     .unwrap_or_else(|e: GatewayError| e.response(ErrorShape::Anthropic))
+}
+
+/// An upstream JSON body, forwarded as received.
+fn json_bytes(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn note_completion(record: &RecordHandle, completion: &crate::chat::Completion) {

@@ -66,10 +66,10 @@ impl AnthropicProvider {
         http::send(&self.upstream, request, self.id(), &FLAVOR).await
     }
 
-    fn body(request: &ChatRequest, stream: bool) -> Value {
-        match &request.native {
-            Some(NativeBody::Anthropic(body)) => {
-                let mut body = body.clone();
+    /// The client's own body when it is Anthropic's (taken, not copied), else a new one.
+    fn body(request: &mut ChatRequest, stream: bool) -> Value {
+        match request.native.take() {
+            Some(NativeBody::Anthropic(mut body)) => {
                 body.insert("model".into(), request.model.clone().into());
                 body.insert("stream".into(), stream.into());
                 Value::Object(body)
@@ -78,8 +78,8 @@ impl AnthropicProvider {
         }
     }
 
-    pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        let response = self.request(&Self::body(&request, true)).await?;
+    pub async fn stream(&self, mut request: ChatRequest) -> Result<FrameStream, ProviderError> {
+        let response = self.request(&Self::body(&mut request, true)).await?;
         let mut decoder = EventDecoder::default();
         Ok(http::frames(
             &self.upstream,
@@ -90,9 +90,8 @@ impl AnthropicProvider {
         ))
     }
 
-    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ProviderError> {
-        let response = self.request(&Self::body(&request, false)).await?;
-        let json = http::read_json(&self.upstream, response, self.id()).await?;
-        Ok(wire::decode_message(json))
+    pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
+        let response = self.request(&Self::body(&mut request, false)).await?;
+        http::read_body(&self.upstream, response, self.id(), wire::decode_message).await
     }
 }

@@ -113,8 +113,8 @@ impl AsapGatewayProvider {
 
     pub async fn complete(&self, chat: ChatRequest) -> Result<Completion, ProviderError> {
         let response = self.request(&chat, false).await?;
-        let json = http::read_json(&self.upstream, response, self.id()).await?;
-        let mut completion = wire::decode_message(json);
+        let mut completion =
+            http::read_body(&self.upstream, response, self.id(), wire::decode_message).await?;
         completion.raw = None; // a Bedrock body is no client's format
         Ok(completion)
     }

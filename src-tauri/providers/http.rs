@@ -133,12 +133,13 @@ async fn read_limited(response: Response, deadline: Duration) -> Vec<u8> {
     body
 }
 
-/// Reads a whole JSON body within the idle timeout.
-pub async fn read_json(
+/// Reads a whole body within the idle timeout and decodes it with `decode`.
+pub async fn read_body<T>(
     upstream: &Upstream,
     response: Response,
     provider: &str,
-) -> Result<Value, ProviderError> {
+    decode: impl FnOnce(bytes::Bytes) -> Result<T, DecodeError>,
+) -> Result<T, ProviderError> {
     let deadline = upstream.limits.idle_timeout;
     let body = match tokio::time::timeout(deadline, response.bytes()).await {
         Err(_) => {
@@ -154,9 +155,11 @@ pub async fn read_json(
         }
         Ok(Ok(body)) => body,
     };
-    serde_json::from_slice(&body).map_err(|e| ProviderError::Decode {
-        provider: provider.into(),
-        message: e.to_string(),
+    decode(body).map_err(|e| match e {
+        DecodeError::Malformed(message) | DecodeError::Upstream(message) => ProviderError::Decode {
+            provider: provider.into(),
+            message,
+        },
     })
 }
 

@@ -64,10 +64,10 @@ impl OpenAiProvider {
         http::send(&self.upstream, request, self.id(), &FLAVOR).await
     }
 
-    fn body(request: &ChatRequest, stream: bool) -> Value {
-        match &request.native {
-            Some(NativeBody::OpenAi(body)) => {
-                let mut body = body.clone();
+    /// The client's own body when it is OpenAI's (taken, not copied), else a new one.
+    fn body(request: &mut ChatRequest, stream: bool) -> Value {
+        match request.native.take() {
+            Some(NativeBody::OpenAi(mut body)) => {
                 body.insert("model".into(), request.model.clone().into());
                 body.insert("stream".into(), stream.into());
                 Value::Object(body)
@@ -76,8 +76,8 @@ impl OpenAiProvider {
         }
     }
 
-    pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        let response = self.request(&Self::body(&request, true)).await?;
+    pub async fn stream(&self, mut request: ChatRequest) -> Result<FrameStream, ProviderError> {
+        let response = self.request(&Self::body(&mut request, true)).await?;
         Ok(http::frames(
             &self.upstream,
             response,
@@ -87,9 +87,8 @@ impl OpenAiProvider {
         ))
     }
 
-    pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ProviderError> {
-        let response = self.request(&Self::body(&request, false)).await?;
-        let json = http::read_json(&self.upstream, response, self.id()).await?;
-        Ok(wire::decode_completion(json))
+    pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
+        let response = self.request(&Self::body(&mut request, false)).await?;
+        http::read_body(&self.upstream, response, self.id(), wire::decode_completion).await
     }
 }

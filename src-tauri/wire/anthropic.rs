@@ -272,26 +272,25 @@ pub fn error_message(body: &Value) -> Option<String> {
         .map(String::from)
 }
 
-/// Reads a non-streamed message.
-pub fn decode_message(body: Value) -> Completion {
-    let text = body
-        .get("content")
-        .and_then(blocks_text)
-        .unwrap_or_default();
-    let finish = body
+/// Reads a non-streamed message, keeping it verbatim for pass-through.
+pub fn decode_message(body: Bytes) -> Result<Completion, DecodeError> {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let text = v.get("content").and_then(blocks_text).unwrap_or_default();
+    let finish = v
         .get("stop_reason")
         .and_then(Value::as_str)
         .map(stop_reason);
-    let usage = body.get("usage").map(|u| Usage {
+    let usage = v.get("usage").map(|u| Usage {
         input_tokens: u["input_tokens"].as_u64().unwrap_or(0),
         output_tokens: u["output_tokens"].as_u64().unwrap_or(0),
     });
-    Completion {
+    Ok(Completion {
         text,
         finish,
         usage,
         raw: Some(body),
-    }
+    })
 }
 
 /// A `message` object for a client that did not stream.

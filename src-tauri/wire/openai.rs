@@ -234,27 +234,47 @@ pub fn error_message(error: &Value) -> String {
     }
 }
 
-/// Reads a non-streamed completion body.
-pub fn decode_completion(body: Value) -> Completion {
-    let choice = body.get("choices").and_then(|c| c.get(0));
-    let text = choice
-        .and_then(|c| c.get("message"))
-        .and_then(|m| content_text(m.get("content")))
-        .unwrap_or_default();
+#[derive(Deserialize)]
+struct WireCompletion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    #[serde(default)]
+    message: Option<CompletionMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    #[serde(default)]
+    content: Option<Value>,
+}
+
+/// Reads a non-streamed completion body, keeping it verbatim for pass-through.
+pub fn decode_completion(body: Bytes) -> Result<Completion, DecodeError> {
+    let wire: WireCompletion =
+        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let choice = wire.choices.into_iter().next();
     let finish = choice
-        .and_then(|c| c.get("finish_reason"))
-        .and_then(Value::as_str)
+        .as_ref()
+        .and_then(|c| c.finish_reason.as_deref())
         .map(FinishReason::from_openai);
-    let usage = body
-        .get("usage")
-        .and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok())
-        .map(Usage::from);
-    Completion {
+    let text = choice
+        .and_then(|c| c.message)
+        .and_then(|m| content_text(m.content.as_ref()))
+        .unwrap_or_default();
+    Ok(Completion {
         text,
         finish,
-        usage,
+        usage: wire.usage.map(Usage::from),
         raw: Some(body),
-    }
+    })
 }
 
 /// Writes `chat.completion.chunk` events for a client, from any provider's frames.

@@ -52,7 +52,7 @@ impl TestGateway {
 
     /// Everything written to the daily log files so far.
     pub async fn log_files_text(&self) -> String {
-        tokio::time::sleep(Duration::from_millis(200)).await; // the writer is non-blocking
+        self.log.flush();
         let mut text = String::new();
         for entry in std::fs::read_dir(self.log_dir.path()).unwrap() {
             text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
