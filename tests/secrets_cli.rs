@@ -382,16 +382,3 @@ async fn a_whole_session_leaks_no_secret_anywhere() {
         protogate(home.path(), &["secrets", "delete", id], "", &[]);
     }
 }
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

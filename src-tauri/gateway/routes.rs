@@ -12,12 +12,12 @@ use super::body::JsonBody;
 use super::encoders::SeedEncoder;
 use super::sse;
 use super::state::AppState;
-use crate::chat::{ChatRequest, NativeBody};
+use crate::chat::{ChatRequest, Completion, NativeBody};
 use crate::config::ProviderKind;
 use crate::error::{ErrorShape, GatewayError};
 use crate::providers::Provider;
 use crate::request_log::RecordHandle;
-use crate::wire::{anthropic, openai, seed};
+use crate::wire::{anthropic, openai, seed, ClientRequest};
 
 impl AppState {
     fn stream_permit(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
@@ -93,39 +93,61 @@ pub async fn chat_stream(
     Ok(sse::response(frames, SeedEncoder, record, permit))
 }
 
+/// What differs between the OpenAI- and Anthropic-compatible routes.
+trait ClientFormat {
+    type Encoder: sse::Encoder;
+    const SHAPE: ErrorShape;
+    fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError>;
+    fn native(body: Map<String, Value>) -> NativeBody;
+    fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder;
+    fn completion_json(client_model: &str, completion: &Completion) -> Value;
+}
+
+struct OpenAiFormat;
+
+impl ClientFormat for OpenAiFormat {
+    type Encoder = openai::ChunkEncoder;
+    const SHAPE: ErrorShape = ErrorShape::OpenAi;
+    fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
+        openai::parse_request(body)
+    }
+    fn native(body: Map<String, Value>) -> NativeBody {
+        NativeBody::OpenAi(body)
+    }
+    fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder {
+        openai::ChunkEncoder::new(client_model, chat.include_usage, passthrough)
+    }
+    fn completion_json(client_model: &str, completion: &Completion) -> Value {
+        openai::completion_json(client_model, completion)
+    }
+}
+
+struct AnthropicFormat;
+
+impl ClientFormat for AnthropicFormat {
+    type Encoder = anthropic::EventEncoder;
+    const SHAPE: ErrorShape = ErrorShape::Anthropic;
+    fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
+        anthropic::parse_request(body)
+    }
+    fn native(body: Map<String, Value>) -> NativeBody {
+        NativeBody::Anthropic(body)
+    }
+    fn encoder(client_model: String, _: &ChatRequest, passthrough: bool) -> Self::Encoder {
+        anthropic::EventEncoder::new(client_model, passthrough)
+    }
+    fn completion_json(client_model: &str, completion: &Completion) -> Value {
+        anthropic::message_json(client_model, completion)
+    }
+}
+
 /// `POST /v1/chat/completions`, streaming or not.
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(record): Extension<RecordHandle>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Response {
-    async {
-        let parsed = openai::parse_request(&body)?;
-        let native = NativeBody::OpenAi(body);
-        let r = route(
-            &state,
-            &record,
-            None,
-            parsed.model.as_deref(),
-            parsed.chat,
-            Some(native),
-        )?;
-        if parsed.stream {
-            let permit = state.stream_permit()?;
-            let encoder =
-                openai::ChunkEncoder::new(r.client_model, r.chat.include_usage, r.passthrough);
-            let frames = r.provider.stream(r.chat).await?;
-            return Ok(sse::response(frames, encoder, record, permit));
-        }
-        let completion = r.provider.complete(r.chat).await?;
-        note_completion(&record, &completion);
-        Ok(match completion.raw {
-            Some(raw) if r.passthrough => json_bytes(raw),
-            _ => Json(openai::completion_json(&r.client_model, &completion)).into_response(),
-        })
-    }
-    .await
-    .unwrap_or_else(|e: GatewayError| e.response(ErrorShape::OpenAi))
+    answer::<OpenAiFormat>(state, record, body).await
 }
 
 /// `POST /v1/messages`: Anthropic's Messages API, streaming or not.
@@ -134,32 +156,36 @@ pub async fn messages(
     Extension(record): Extension<RecordHandle>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Response {
-    async {
-        let parsed = anthropic::parse_request(&body)?;
-        let native = NativeBody::Anthropic(body);
-        let r = route(
-            &state,
-            &record,
-            None,
-            parsed.model.as_deref(),
-            parsed.chat,
-            Some(native),
-        )?;
+    answer::<AnthropicFormat>(state, record, body).await
+}
+
+/// Answers a request in format `F`, streamed or whole, errors in `F`'s shape.
+async fn answer<F: ClientFormat>(
+    state: AppState,
+    record: RecordHandle,
+    body: Map<String, Value>,
+) -> Response {
+    let result = async {
+        let parsed = F::parse(&body)?;
+        let native = Some(F::native(body));
+        let model = parsed.model.as_deref();
+        let r = route(&state, &record, None, model, parsed.chat, native)?;
         if parsed.stream {
             let permit = state.stream_permit()?;
-            let encoder = anthropic::EventEncoder::new(r.client_model, r.passthrough);
+            let encoder = F::encoder(r.client_model, &r.chat, r.passthrough);
             let frames = r.provider.stream(r.chat).await?;
-            return Ok(sse::response(frames, encoder, record, permit));
+            return Ok(sse::response(frames, encoder, record.clone(), permit));
         }
         let completion = r.provider.complete(r.chat).await?;
         note_completion(&record, &completion);
         Ok(match completion.raw {
             Some(raw) if r.passthrough => json_bytes(raw),
-            _ => Json(anthropic::message_json(&r.client_model, &completion)).into_response(),
+            _ => Json(F::completion_json(&r.client_model, &completion)).into_response(),
         })
-    }
-    .await
-    .unwrap_or_else(|e: GatewayError| e.response(ErrorShape::Anthropic))
+    };
+    result
+        .await
+        .unwrap_or_else(|e: GatewayError| e.response(F::SHAPE))
 }
 
 /// An upstream JSON body, forwarded as received.
@@ -167,7 +193,7 @@ fn json_bytes(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn note_completion(record: &RecordHandle, completion: &crate::chat::Completion) {
+fn note_completion(record: &RecordHandle, completion: &Completion) {
     record.push_answer(&completion.text);
     if let Some(usage) = completion.usage {
         record.set_usage(usage);

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::DecodeError;
+use super::{field_err, ClientRequest, DecodeError};
 use crate::chat::{
     ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, RawEvent, Role, Usage,
 };
@@ -18,28 +18,8 @@ pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
 /// Anthropic requires `max_tokens`; clients in other formats often leave it out.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
-/// A client's `/v1/messages` body, parsed.
-#[derive(Debug)]
-pub struct ClientRequest {
-    pub model: Option<String>,
-    pub stream: bool,
-    pub chat: ChatRequest,
-}
-
 pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
-    let field_err = |field: &str, want: &str| {
-        GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))
-    };
-    let model = match body.get("model") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(m)) => Some(m.clone()),
-        Some(_) => return Err(field_err("model", "a string")),
-    };
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(field_err("stream", "true or false")),
-    };
+    let ClientRequest { model, stream, .. } = ClientRequest::read(body)?;
     let system = match body.get("system") {
         None | Some(Value::Null) => None,
         Some(s) => {

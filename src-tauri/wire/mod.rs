@@ -12,3 +12,40 @@ pub enum DecodeError {
     /// A well-formed error the upstream sent inside the stream; holds its message.
     Upstream(String),
 }
+
+/// A client's body (OpenAI's or Anthropic's), parsed.
+#[derive(Debug)]
+pub struct ClientRequest {
+    pub model: Option<String>,
+    pub stream: bool,
+    pub chat: crate::chat::ChatRequest,
+}
+
+impl ClientRequest {
+    /// The `model` and `stream` fields, which both formats share.
+    fn read(
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, crate::GatewayError> {
+        use serde_json::Value;
+        let model = match body.get("model") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) => Some(m.clone()),
+            Some(_) => return Err(field_err("model", "a string")),
+        };
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(field_err("stream", "true or false")),
+        };
+        Ok(ClientRequest {
+            model,
+            stream,
+            chat: Default::default(),
+        })
+    }
+}
+
+/// A 400 naming the field and what it must be.
+fn field_err(field: &str, want: &str) -> crate::GatewayError {
+    crate::GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))
+}

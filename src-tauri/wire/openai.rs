@@ -5,36 +5,16 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::DecodeError;
+use super::{field_err, ClientRequest, DecodeError};
 use crate::chat::{
     ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, RawEvent, Role, Usage,
 };
 use crate::error::GatewayError;
 
-/// A client's `/v1/chat/completions` body, parsed.
-#[derive(Debug)]
-pub struct ClientRequest {
-    pub model: Option<String>,
-    pub stream: bool,
-    pub chat: ChatRequest,
-}
-
 /// Reads what the gateway needs from a client body; the body itself is kept for
 /// pass-through, so fields not read here still reach an OpenAI upstream.
 pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
-    let field_err = |field: &str, want: &str| {
-        GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))
-    };
-    let model = match body.get("model") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(m)) => Some(m.clone()),
-        Some(_) => return Err(field_err("model", "a string")),
-    };
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(field_err("stream", "true or false")),
-    };
+    let ClientRequest { model, stream, .. } = ClientRequest::read(body)?;
     let Some(Value::Array(raw_messages)) = body.get("messages") else {
         return Err(field_err("messages", "an array of {role, content}"));
     };
