@@ -9,6 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// Keychain service name shared by every Protogate entry.
 pub const KEYCHAIN_SERVICE: &str = "protogate";
+/// A keychain that waits for an unlock prompt nobody sees must not hang a request.
+const KEYCHAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Keychain account of the gateway's own access token.
 pub const ACCESS_TOKEN_ACCOUNT: &str = "protogate-access-token";
 
@@ -108,8 +110,12 @@ impl SecretStore {
             return Ok(Some((hit.clone(), SecretSource::Keychain)));
         }
         let account = id.to_string();
-        let found = tokio::task::spawn_blocking(move || keychain_get(&account))
+        let read = tokio::task::spawn_blocking(move || keychain_get(&account));
+        let found = tokio::time::timeout(KEYCHAIN_TIMEOUT, read)
             .await
+            .map_err(|_| {
+                SecretError::Unavailable("it did not answer; is it waiting to be unlocked?".into())
+            })?
             .map_err(|e| SecretError::Backend(e.to_string()))??;
         Ok(found.map(|secret| {
             self.cache

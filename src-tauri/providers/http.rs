@@ -81,6 +81,12 @@ pub async fn send(
                 after: first_byte,
             })
         }
+        Ok(Err(e)) if e.is_timeout() => {
+            return Err(ProviderError::FirstByteTimeout {
+                provider: provider.into(),
+                after: upstream.limits.connect_timeout,
+            })
+        }
         Ok(Err(e)) => return Err(connect_error(provider, &e)),
         Ok(Ok(response)) => response,
     };
