@@ -4,6 +4,7 @@
 
 mod asap;
 mod origin;
+mod provider;
 mod raw;
 
 use std::fmt;
@@ -13,18 +14,11 @@ use std::time::Duration;
 
 pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
+pub use provider::ProviderConfig;
 pub use raw::{
     AsapSection, Audience, CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection,
     RawConfig, DEFAULT_PORT,
 };
-
-/// Headers that would put a credential in the settings file.
-const CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "proxy-authorization",
-    "cookie",
-];
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -47,21 +41,6 @@ pub enum ConfigError {
     },
     #[error("no config directory: set XDG_CONFIG_HOME or pass --config")]
     NoConfigDir,
-}
-
-/// A provider as the gateway uses it: checked, with its URL parsed.
-#[derive(Clone, Debug)]
-pub struct ProviderConfig {
-    pub id: String,
-    pub kind: ProviderKind,
-    pub base_url: Option<reqwest::Url>,
-    pub default_model: String,
-    pub models: Vec<String>,
-    /// Sent on every upstream call; checked to hold no credential.
-    pub headers: reqwest::header::HeaderMap,
-    pub asap: Option<AsapSettings>,
-    /// Pace of the demo provider's stream.
-    pub chunk_delay: Duration,
 }
 
 /// Limits that keep one prototype from starving the machine or the upstream bill.
@@ -123,91 +102,13 @@ impl Config {
 
         let mut providers = Vec::with_capacity(raw.providers.len());
         for (i, p) in raw.providers.into_iter().enumerate() {
-            let field = |name: &str| format!("providers[{i}].{name}");
-            if p.id.is_empty()
-                || !p
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-            {
-                return Err(invalid(
-                    &field("id"),
-                    format!("`{}` must be lowercase letters, digits, `-` or `_`", p.id),
-                ));
-            }
-            if p.id == crate::secrets::ACCESS_TOKEN_ACCOUNT {
-                return Err(invalid(
-                    &field("id"),
-                    format!("`{}` is reserved for the access token", p.id),
-                ));
-            }
             if providers.iter().any(|q: &ProviderConfig| q.id == p.id) {
-                return Err(invalid(&field("id"), format!("`{}` is used twice", p.id)));
+                let field = format!("providers[{i}].id");
+                return Err(invalid(&field, format!("`{}` is used twice", p.id)));
             }
-            let base_url = match (&p.kind, p.base_url) {
-                (ProviderKind::Demo, _) => None,
-                (_, None) => return Err(invalid(&field("base_url"), "is required".into())),
-                (_, Some(url)) => {
-                    let parsed = reqwest::Url::parse(&url)
-                        .map_err(|e| invalid(&field("base_url"), format!("`{url}`: {e}")))?;
-                    if !matches!(parsed.scheme(), "http" | "https") {
-                        return Err(invalid(
-                            &field("base_url"),
-                            format!("`{url}` must start with http:// or https://"),
-                        ));
-                    }
-                    Some(parsed)
-                }
-            };
-            let default_model = match p.default_model {
-                Some(m) if !m.is_empty() => m,
-                _ if p.kind == ProviderKind::Demo => raw::DEMO_MODEL.to_string(),
-                _ => return Err(invalid(&field("default_model"), "is required".into())),
-            };
-            let mut headers = reqwest::header::HeaderMap::new();
-            for (name, value) in &p.headers {
-                let field = field(&format!("headers.{name}"));
-                let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| invalid(&field, "is not a valid header name".into()))?;
-                if CREDENTIAL_HEADERS.contains(&header.as_str()) {
-                    return Err(invalid(
-                        &field,
-                        "carries a credential: keep it in the keychain (`protogate secrets set`), not in this file".into(),
-                    ));
-                }
-                let value = reqwest::header::HeaderValue::from_str(value)
-                    .map_err(|_| invalid(&field, "is not a valid header value".into()))?;
-                headers.insert(header, value);
-            }
-            let asap = match (p.kind, p.asap) {
-                (ProviderKind::AsapGateway, Some(a)) => Some(
-                    AsapSettings::from_section(a)
-                        .map_err(|(f, m)| invalid(&field(&format!("asap.{f}")), m))?,
-                ),
-                (ProviderKind::AsapGateway, None) => {
-                    return Err(invalid(
-                        &field("asap"),
-                        "is required: issuer, key_id, audience".into(),
-                    ))
-                }
-                (_, Some(_)) => {
-                    return Err(invalid(
-                        &field("asap"),
-                        "applies only to kind \"asap-gateway\"".into(),
-                    ))
-                }
-                (_, None) => None,
-            };
-            providers.push(ProviderConfig {
-                id: p.id,
-                kind: p.kind,
-                base_url,
-                default_model,
-                models: p.models,
-                headers,
-                asap,
-                chunk_delay: Duration::from_millis(p.chunk_delay_ms),
-            });
+            let provider = ProviderConfig::from_section(p)
+                .map_err(|(field, m)| invalid(&format!("providers[{i}].{field}"), m))?;
+            providers.push(provider);
         }
         if !providers.iter().any(|p| p.id == raw.default_provider) {
             let ids: Vec<_> = providers.iter().map(|p| p.id.as_str()).collect();
