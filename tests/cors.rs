@@ -59,6 +59,12 @@ async fn preflight_from_framer_is_answered_with_pna() {
             .contains_key("access-control-allow-private-network"),
         "PNA only when asked"
     );
+    let record = gw.record_for("/api/ai-gateway/stream", "OPTIONS").await;
+    assert_eq!(
+        (record.status, record.error),
+        (200, None),
+        "an answered preflight is no error in the log"
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,16 @@
 //! The outermost middleware: opens a record for each request, lets the handler fill it,
 //! and closes it when the response body ends, or when the client goes away mid-stream.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use http_body::Body as _;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Record, RecordHandle, RequestLog};
@@ -45,43 +49,61 @@ pub async fn record_requests(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
 
-    let body = std::mem::take(response.body_mut());
-    let mut finisher = Finisher {
+    let inner = std::mem::take(response.body_mut());
+    *response.body_mut() = Body::new(CountedBody {
+        inner,
         handle,
         log,
         complete: false,
-    };
-    let mut data = body.into_data_stream();
-    let counted = async_stream::stream! {
-        while let Some(chunk) = data.next().await {
-            if let Ok(bytes) = &chunk {
-                finisher.handle.add_bytes(bytes.len());
-            }
-            yield chunk;
-        }
-        finisher.mark_complete();
-    };
-    *response.body_mut() = Body::from_stream(counted);
+    });
     response
 }
 
-/// Pushes the record exactly once: when the body ends, or when it is dropped unfinished
-/// because the client disconnected.
-struct Finisher {
+/// The response body, counted as it goes out. Pushes the record exactly once: when the
+/// body ends, or when it is dropped unfinished because the client went away. Keeps the
+/// inner body's size, so a JSON answer keeps its `Content-Length`.
+struct CountedBody {
+    inner: Body,
     handle: RecordHandle,
     log: RequestLog,
     complete: bool,
 }
 
-impl Finisher {
-    fn mark_complete(&mut self) {
-        self.complete = true;
+impl http_body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.handle.add_bytes(data.len());
+                }
+            }
+            Poll::Ready(None) => this.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
-impl Drop for Finisher {
+impl Drop for CountedBody {
     fn drop(&mut self) {
-        if !self.complete {
+        // An empty body may never be polled: it was complete all along.
+        if !self.complete && !self.inner.is_end_stream() {
             self.handle
                 .set_error("the client disconnected before the answer was complete");
         }

@@ -1,0 +1,110 @@
+//! One provider's settings, checked: its id, URL, model, headers and ASAP settings.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::asap::AsapSettings;
+use super::raw::{ProviderKind, ProviderSection, DEMO_MODEL};
+use crate::secrets::ACCESS_TOKEN_ACCOUNT;
+
+/// Headers that would put a credential in the settings file.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "proxy-authorization",
+    "cookie",
+];
+
+/// A provider as the gateway uses it: checked, with its URL parsed.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    pub base_url: Option<reqwest::Url>,
+    pub default_model: String,
+    pub models: Vec<String>,
+    /// Sent on every upstream call; checked to hold no credential.
+    pub headers: HeaderMap,
+    pub asap: Option<AsapSettings>,
+    /// Pace of the demo provider's stream.
+    pub chunk_delay: Duration,
+}
+
+impl ProviderConfig {
+    /// Checks one `providers[]` entry; the error names the field (`base_url`,
+    /// `headers.X`, `asap.key_id`) and says what is wrong.
+    pub(super) fn from_section(p: ProviderSection) -> Result<Self, (String, String)> {
+        let err = |field: &str, message: String| Err((field.to_string(), message));
+        let id_ok =
+            p.id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if p.id.is_empty() || !id_ok {
+            return err(
+                "id",
+                format!("`{}` must be lowercase letters, digits, `-` or `_`", p.id),
+            );
+        }
+        if p.id == ACCESS_TOKEN_ACCOUNT {
+            return err("id", format!("`{}` is reserved for the access token", p.id));
+        }
+        let base_url = match (&p.kind, p.base_url) {
+            (ProviderKind::Demo, _) => None,
+            (_, None) => return err("base_url", "is required".into()),
+            (_, Some(url)) => match reqwest::Url::parse(&url) {
+                Err(e) => return err("base_url", format!("`{url}`: {e}")),
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    return err(
+                        "base_url",
+                        format!("`{url}` must start with http:// or https://"),
+                    )
+                }
+                Ok(u) => Some(u),
+            },
+        };
+        let default_model = match p.default_model {
+            Some(m) if !m.is_empty() => m,
+            _ if p.kind == ProviderKind::Demo => DEMO_MODEL.to_string(),
+            _ => return err("default_model", "is required".into()),
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &p.headers {
+            let field = format!("headers.{name}");
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                return err(&field, "is not a valid header name".into());
+            };
+            if CREDENTIAL_HEADERS.contains(&header.as_str()) {
+                return err(
+                    &field,
+                    "carries a credential: keep it in the keychain (`protogate secrets set`), \
+                     not in this file"
+                        .into(),
+                );
+            }
+            let Ok(value) = HeaderValue::from_str(value) else {
+                return err(&field, "is not a valid header value".into());
+            };
+            headers.insert(header, value);
+        }
+        let asap = match (p.kind, p.asap) {
+            (ProviderKind::AsapGateway, Some(a)) => {
+                Some(AsapSettings::from_section(a).map_err(|(f, m)| (format!("asap.{f}"), m))?)
+            }
+            (ProviderKind::AsapGateway, None) => {
+                return err("asap", "is required: issuer, key_id, audience".into())
+            }
+            (_, Some(_)) => return err("asap", "applies only to kind \"asap-gateway\"".into()),
+            (_, None) => None,
+        };
+        Ok(ProviderConfig {
+            id: p.id,
+            kind: p.kind,
+            base_url,
+            default_model,
+            models: p.models,
+            headers,
+            asap,
+            chunk_delay: Duration::from_millis(p.chunk_delay_ms),
+        })
+    }
+}
