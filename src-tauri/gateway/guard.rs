@@ -1,7 +1,7 @@
 //! The checks that run before routing: `Host`, `Origin`, access token and rate limit.
 //! Each refusal is an error response with a plain-words reason for the request log.
-//! CORS headers themselves come from tower-http's `CorsLayer` (see `router.rs`), which
-//! answers but never refuses; refusing is done here.
+//! CORS headers themselves come from tower-http's `CorsLayer` (see [`super::router`]),
+//! which answers but never refuses; refusing is done here.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
@@ -16,17 +16,15 @@ use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 /// Refuses a `Host` that is not ours, including an empty or missing one: a DNS-rebinding
 /// page reaches us under its own name (compare Ollama CVE-2024-28224).
 pub async fn host_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    if state.config.hosts.allows(&host) {
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().unwrap_or_default(),
+        // HTTP/2 carries it in the `:authority` pseudo-header instead.
+        None => req.uri().authority().map_or("", |a| a.as_str()),
+    };
+    if state.config.hosts.allows(host) {
         return next.run(req).await;
     }
-    let shown = if host.is_empty() { "(empty)" } else { &host };
+    let shown = if host.is_empty() { "(empty)" } else { host };
     refuse(
         &req,
         GatewayError::Forbidden(format!(
