@@ -371,11 +371,7 @@ async fn a_token_signed_with_the_wrong_key_is_rejected_and_reported() {
 
 #[tokio::test]
 async fn a_malformed_private_key_is_a_clear_error_without_the_key() {
-    let w = world_with(
-        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----",
-        json!({}),
-    )
-    .await;
+    let w = world_with(include_str!("fixtures/malformed.pem"), json!({})).await;
     let (status, body) = post(
         &w.gw,
         "/api/ai-gateway/stream",

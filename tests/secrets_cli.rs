@@ -98,12 +98,12 @@ async fn secrets_set_status_delete_go_through_the_real_keychain() {
     let out = protogate(
         home.path(),
         &["secrets", "set", "cli-gw"],
-        "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----\n",
+        include_str!("fixtures/malformed.pem"),
         &[],
     );
     assert!(!out.status.success(), "a broken PEM is refused");
     assert!(
-        text(&out).contains("not stored") && !text(&out).contains("bm9wZQ"),
+        text(&out).contains("not stored") && !text(&out).contains("bm90IGEga2V5"),
         "{}",
         text(&out)
     );

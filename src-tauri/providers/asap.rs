@@ -98,7 +98,9 @@ impl AsapSigner {
 
     fn sign(&self, private_key_pem: &SecretString) -> Result<SecretString, AsapError> {
         let key = EncodingKey::from_rsa_pem(private_key_pem.expose_secret().trim().as_bytes())
-            .map_err(|_| AsapError("it is not an RSA private key in PEM form (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)".into()))?;
+            .map_err(|_| {
+                AsapError("it is not an RSA private key in PEM form (PKCS#8 or PKCS#1)".into())
+            })?;
         let s = &self.settings;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
