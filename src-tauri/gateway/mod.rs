@@ -40,7 +40,8 @@ pub enum BindError {
     },
 }
 
-/// Binds the configured address, or `port` instead when given (0 takes any free port).
+/// Binds the configured host and port (port 0 takes any free one). The caller binds, so
+/// a port already in use is its error to report, before anything is served.
 pub async fn bind(config: &Config) -> Result<TcpListener, BindError> {
     let addr = SocketAddr::new(config.host, config.port);
     TcpListener::bind(addr).await.map_err(|source| {
