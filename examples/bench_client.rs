@@ -19,6 +19,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+fn print_median_p99(mut times: Vec<f64>) {
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{:.1} {:.1}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
 async fn ttft(base: &str, n: usize) {
     let client = reqwest::Client::new();
     let body = json!({"model": "bench", "stream": true, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
@@ -44,12 +53,7 @@ async fn ttft(base: &str, n: usize) {
             times.push(first.expect("a content chunk").as_secs_f64() * 1e6); // first 20 warm up
         }
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "{:.1} {:.1}",
-        percentile(&times, 0.5),
-        percentile(&times, 0.99)
-    );
+    print_median_p99(times);
 }
 
 fn rss_kb(pid: &str) -> u64 {
@@ -130,12 +134,7 @@ async fn sequential(base: &str, n: usize) {
         res.bytes().await.unwrap();
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "{:.1} {:.1}",
-        percentile(&times, 0.5),
-        percentile(&times, 0.99)
-    );
+    print_median_p99(times);
 }
 
 #[tokio::main]

@@ -86,7 +86,7 @@ impl AnthropicProvider {
             response,
             self.id(),
             false,
-            move |event| decoder.decode(Some(&event.event), &event.data),
+            move |event| decoder.decode(Some(&event.event), event.data),
         ))
     }
 

@@ -107,7 +107,7 @@ impl AsapGatewayProvider {
             response,
             self.id(),
             false,
-            move |event| decoder.decode(None, &event.data),
+            move |event| decoder.decode(None, event.data),
         ))
     }
 

@@ -197,7 +197,7 @@ pub fn frames(
     response: Response,
     provider: &str,
     finish_ends: bool,
-    mut decode: impl FnMut(&Event) -> Result<Frame, DecodeError> + Send + 'static,
+    mut decode: impl FnMut(Event) -> Result<Frame, DecodeError> + Send + 'static,
 ) -> FrameStream {
     let idle = upstream.limits.idle_timeout;
     let provider = provider.to_string();
@@ -218,7 +218,7 @@ pub fn frames(
                 }
                 Ok(Some(Ok(event))) => event,
             };
-            match decode(&event) {
+            match decode(event) {
                 Ok(frame) => {
                     let end = frame.events.contains(&ChatEvent::End);
                     finished |= frame.events.iter().any(|e| matches!(e, ChatEvent::Finish(_)));

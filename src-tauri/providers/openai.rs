@@ -83,7 +83,7 @@ impl OpenAiProvider {
             response,
             self.id(),
             true,
-            |event| wire::decode_chunk(&event.data),
+            |event| wire::decode_chunk(event.data),
         ))
     }
 

@@ -28,6 +28,9 @@ pub struct Record {
     pub error: Option<String>,
     pub prompt: Option<String>,
     pub answer: Option<String>,
+    /// Characters in `answer`, so each chunk need not count them again.
+    #[serde(skip)]
+    pub(crate) answer_chars: usize,
 }
 
 /// A record under construction, shared by the log layer and the handler.
@@ -63,14 +66,16 @@ impl RecordHandle {
 
     /// Adds answer text, up to the limit; marks the first token's time.
     pub fn push_answer(&self, text: &str) {
-        let elapsed = ms(self.start);
+        let start = self.start;
         let max = self.max_text_chars;
         self.with(|r| {
-            r.ttft_ms.get_or_insert(elapsed);
-            let answer = r.answer.get_or_insert_with(String::new);
-            let room = max.saturating_sub(answer.chars().count());
+            r.ttft_ms.get_or_insert_with(|| ms(start));
+            let room = max.saturating_sub(r.answer_chars);
             if room > 0 {
+                let answer = r.answer.get_or_insert_with(String::new);
+                let before = answer.len();
                 answer.extend(text.chars().take(room));
+                r.answer_chars += answer[before..].chars().count();
             }
         });
     }

@@ -176,9 +176,15 @@ pub struct EventDecoder {
 
 impl EventDecoder {
     /// One event's `data:`. `Err` is the message of an `error` event, or a parse failure.
-    pub fn decode(&mut self, name: Option<&str>, data: &str) -> Result<Frame, DecodeError> {
+    /// Takes the data by value: a passed-through event keeps its bytes without a copy.
+    pub fn decode(
+        &mut self,
+        name: Option<&str>,
+        data: impl Into<String>,
+    ) -> Result<Frame, DecodeError> {
+        let data: String = data.into();
         let v: Value =
-            serde_json::from_str(data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+            serde_json::from_str(&data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let kind = v
             .get("type")
             .and_then(Value::as_str)
@@ -234,7 +240,7 @@ impl EventDecoder {
         Ok(Frame {
             raw: Some(RawEvent {
                 name: Some(kind.to_string()),
-                data: Bytes::copy_from_slice(data.as_bytes()),
+                data: Bytes::from(data),
             }),
             events,
         })

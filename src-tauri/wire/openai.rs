@@ -170,12 +170,14 @@ impl From<WireUsage> for Usage {
 }
 
 /// What a stream chunk said, or the message of an error object sent in the stream.
-pub fn decode_chunk(data: &str) -> Result<Frame, DecodeError> {
+/// Takes the data by value: a passed-through chunk keeps its bytes without a copy.
+pub fn decode_chunk(data: impl Into<String>) -> Result<Frame, DecodeError> {
+    let data: String = data.into();
     if data == "[DONE]" {
         return Ok(Frame::event(ChatEvent::End));
     }
     let chunk: Chunk =
-        serde_json::from_str(data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        serde_json::from_str(&data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if let Some(error) = chunk.error {
         return Err(DecodeError::Upstream(error_message(&error)));
     }
@@ -196,7 +198,7 @@ pub fn decode_chunk(data: &str) -> Result<Frame, DecodeError> {
     Ok(Frame {
         raw: Some(RawEvent {
             name: None,
-            data: Bytes::copy_from_slice(data.as_bytes()),
+            data: Bytes::from(data),
         }),
         events,
     })
