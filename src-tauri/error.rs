@@ -51,6 +51,18 @@ pub enum ProviderError {
         message: String,
         retry_after: Option<HeaderValue>,
     },
+    #[error("provider '{provider}' redirected to {location} (status {status}); Protogate does not follow redirects, so your key goes only where the settings say: update base_url")]
+    Redirected {
+        provider: String,
+        status: u16,
+        location: String,
+    },
+    #[error("model `{model}` cannot be used with provider '{provider}': {reason}")]
+    BadModel {
+        provider: String,
+        model: String,
+        reason: &'static str,
+    },
     #[error("provider '{provider}' sent an error in the stream: {message}")]
     InStream { provider: String, message: String },
     #[error("provider '{provider}' sent something unreadable: {message}")]
@@ -73,7 +85,8 @@ impl ProviderError {
             ProviderError::Status {
                 status: 400 | 404 | 422,
                 ..
-            } => StatusCode::BAD_REQUEST,
+            }
+            | ProviderError::BadModel { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -85,6 +98,9 @@ impl ProviderError {
             }
             | ProviderError::KeyRejected {
                 provider, status, ..
+            }
+            | ProviderError::Redirected {
+                provider, status, ..
             } => {
                 json!({"provider": provider, "upstream_status": status})
             }
@@ -93,7 +109,9 @@ impl ProviderError {
             } => {
                 json!({"provider": provider, "env_var": env_var})
             }
-            ProviderError::BadKey { provider, .. } => json!({"provider": provider}),
+            ProviderError::BadKey { provider, .. } | ProviderError::BadModel { provider, .. } => {
+                json!({"provider": provider})
+            }
             ProviderError::Secret { provider, .. }
             | ProviderError::Connect { provider, .. }
             | ProviderError::FirstByteTimeout { provider, .. }
@@ -114,6 +132,10 @@ pub enum GatewayError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Protogate itself cannot answer now (the keychain holding the access token is
+    /// locked): not the client's fault, so not a 401.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("too many requests from this origin; try again in {retry_after_s} s")]
@@ -167,6 +189,7 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::RateLimited { .. } | GatewayError::Busy { .. } => {
                 StatusCode::TOO_MANY_REQUESTS

@@ -29,7 +29,7 @@ fn registry(config: &Config, secrets: &SecretStore) -> Registry {
 
 pub fn secrets(config_path: Option<PathBuf>, command: SecretsCommand) -> Result<(), String> {
     let (config, _) = load_config(config_path, &ServeArgs::default())?;
-    let store = SecretStore::new();
+    let store = SecretStore::new().with_cache_ttl(config.keychain_cache);
     match command {
         SecretsCommand::Set { id } => {
             let kind = account_kind(&config, &id)?;
@@ -52,28 +52,56 @@ pub fn secrets(config_path: Option<PathBuf>, command: SecretsCommand) -> Result<
             );
             Ok(())
         }
+        // Any id: the key of a provider removed from the settings must still be removable.
         SecretsCommand::Delete { id } => {
-            account_kind(&config, &id)?;
-            store.delete_blocking(&id).map_err(|e| e.to_string())?;
-            println!("Removed the secret for '{id}' from the system keychain.");
+            let existed = store.delete_blocking(&id).map_err(|e| e.to_string())?;
+            let note = if id != ACCESS_TOKEN_ACCOUNT && config.provider(&id).is_none() {
+                format!(" ('{id}' is not a configured provider)")
+            } else {
+                String::new()
+            };
+            if existed {
+                println!("Removed the secret for '{id}' from the system keychain{note}.");
+            } else {
+                println!("No secret for '{id}' in the system keychain; nothing to remove{note}.");
+            }
             Ok(())
         }
         SecretsCommand::Status => runtime()?.block_on(async {
             let registry = registry(&config, &store);
             for p in registry.all() {
-                let state = if p.needs_credential() {
-                    store.status(p.id()).await.describe()
-                } else {
-                    "not needed".into()
-                };
+                let state = p.key_state(&store).await;
                 println!("{:<24} {:<14} {state}", p.id(), p.kind().to_string());
             }
             if config.require_access_token {
                 let state = store.status(ACCESS_TOKEN_ACCOUNT).await.describe();
                 println!("{ACCESS_TOKEN_ACCOUNT:<24} {:<14} {state}", "access token");
             }
+            print_unused_keys(&config, &store);
             Ok(())
         }),
+    }
+}
+
+/// Keys stored under Protogate's keychain service that no provider uses any more, so
+/// they can be found and removed.
+fn print_unused_keys(config: &Config, store: &SecretStore) {
+    let accounts = match store.accounts_blocking() {
+        Ok(Some(accounts)) => accounts,
+        Ok(None) => return, // this keychain cannot list its entries
+        Err(e) => {
+            println!("(cannot list the keychain's other entries: {e})");
+            return;
+        }
+    };
+    for id in accounts {
+        if id != ACCESS_TOKEN_ACCOUNT && config.provider(&id).is_none() {
+            println!(
+                "{id:<24} {:<14} set (in the keychain), used by no provider; remove it with \
+                 `protogate secrets delete {id}`",
+                "not configured"
+            );
+        }
     }
 }
 
@@ -123,11 +151,7 @@ pub fn providers(config_path: Option<PathBuf>) -> Result<(), String> {
     runtime()?.block_on(async {
         for p in registry(&config, &store).all() {
             let c = p.config();
-            let key = if p.needs_credential() {
-                store.status(p.id()).await.describe()
-            } else {
-                "no key needed".into()
-            };
+            let key = p.key_state(&store).await;
             let default = if c.id == config.default_provider {
                 " (default)"
             } else {

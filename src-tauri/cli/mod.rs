@@ -147,7 +147,8 @@ fn serve(config_path: Option<PathBuf>, args: ServeArgs) -> Result<(), String> {
             addr.port(),
             config.default_provider
         );
-        let state = AppState::new(config, log, SecretStore::new());
+        let secrets = SecretStore::new().with_cache_ttl(config.keychain_cache);
+        let state = AppState::new(config, log, secrets);
         gateway::serve(listener, state, shutdown_signal())
             .await
             .map_err(|e| format!("the gateway stopped: {e}"))?;

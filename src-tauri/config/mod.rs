@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
-pub use provider::ProviderConfig;
+pub use provider::{is_loopback, KeyUse, ProviderConfig};
 pub use raw::{
     AsapSection, Audience, CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection,
     RawConfig, DEFAULT_PORT,
@@ -76,6 +76,8 @@ pub struct Config {
     pub require_access_token: bool,
     pub limits: Limits,
     pub log: LogSettings,
+    /// How long a keychain answer is trusted before it is read again.
+    pub keychain_cache: Duration,
 }
 
 impl Config {
@@ -110,13 +112,19 @@ impl Config {
                 .map_err(|(field, m)| invalid(&format!("providers[{i}].{field}"), m))?;
             providers.push(provider);
         }
-        if !providers.iter().any(|p| p.id == raw.default_provider) {
+        let Some(first) = providers.first() else {
+            return Err(invalid(
+                "providers",
+                "is empty; add at least one, e.g. {\"id\": \"demo\", \"kind\": \"demo\"}".into(),
+            ));
+        };
+        let default_provider = raw.default_provider.unwrap_or_else(|| first.id.clone());
+        if !providers.iter().any(|p| p.id == default_provider) {
             let ids: Vec<_> = providers.iter().map(|p| p.id.as_str()).collect();
             return Err(invalid(
                 "default_provider",
                 format!(
-                    "`{}` is not one of the providers ({})",
-                    raw.default_provider,
+                    "`{default_provider}` is not one of the providers ({})",
                     ids.join(", ")
                 ),
             ));
@@ -128,6 +136,15 @@ impl Config {
                 OriginPattern::parse(pattern)
                     .map_err(|m| invalid(&format!("cors.allowed_origins[{i}]"), m))?,
             );
+        }
+        if raw.cors.allow_any_origin && !raw.require_access_token {
+            return Err(invalid(
+                "cors.allow_any_origin",
+                "lets every website you open use your providers; it needs \
+                 \"require_access_token\": true. To allow one site, add its origin to \
+                 cors.allowed_origins instead"
+                    .into(),
+            ));
         }
         let origins = if raw.cors.allow_any_origin {
             OriginPolicy::any()
@@ -177,7 +194,7 @@ impl Config {
         Ok(Config {
             host,
             port: raw.port,
-            default_provider: raw.default_provider,
+            default_provider,
             providers,
             origins,
             hosts: HostPolicy::new(raw.allowed_hosts),
@@ -189,6 +206,7 @@ impl Config {
                 ring_size: raw.log.ring_size.max(1),
                 max_text_chars: raw.log.max_text_chars,
             },
+            keychain_cache: Duration::from_millis(raw.keychain_cache_ms),
         })
     }
 

@@ -8,13 +8,37 @@ use super::asap::AsapSettings;
 use super::raw::{ProviderKind, ProviderSection, DEMO_MODEL};
 use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 
-/// Headers that would put a credential in the settings file.
+/// Headers that would put a credential in the settings file (OpenAI, Anthropic, Azure
+/// OpenAI's `api-key`, Gemini's `x-goog-api-key`, proxies, cookies).
 const CREDENTIAL_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
+    "api-key",
+    "x-goog-api-key",
     "proxy-authorization",
     "cookie",
 ];
+
+/// Whether a provider's upstream gets a stored key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUse {
+    /// A request without a key fails before it is sent.
+    Required,
+    /// A server on this machine (Ollama, LM Studio): the key is sent if one is stored.
+    IfStored,
+    /// The built-in demo, or `"needs_key": false`: no key is read or sent.
+    Never,
+}
+
+/// Whether a URL points at this machine, where a key cannot be overheard on the way.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
 
 /// A provider as the gateway uses it: checked, with its URL parsed.
 #[derive(Clone, Debug)]
@@ -27,6 +51,7 @@ pub struct ProviderConfig {
     /// Sent on every upstream call; checked to hold no credential.
     pub headers: HeaderMap,
     pub asap: Option<AsapSettings>,
+    pub key: KeyUse,
     /// Pace of the demo provider's stream.
     pub chunk_delay: Duration,
 }
@@ -62,6 +87,7 @@ impl ProviderConfig {
                 Ok(u) => Some(u),
             },
         };
+        let key = key_use(&p.kind, base_url.as_ref(), p.needs_key)?;
         let default_model = match p.default_model {
             Some(m) if !m.is_empty() => m,
             _ if p.kind == ProviderKind::Demo => DEMO_MODEL.to_string(),
@@ -104,7 +130,50 @@ impl ProviderConfig {
             models: p.models,
             headers,
             asap,
+            key,
             chunk_delay: Duration::from_millis(p.chunk_delay_ms),
         })
     }
+}
+
+/// Decides [`KeyUse`], refusing a key on plain `http://` beyond this machine: anyone on
+/// the network path could read it.
+fn key_use(
+    kind: &ProviderKind,
+    url: Option<&reqwest::Url>,
+    needs_key: Option<bool>,
+) -> Result<KeyUse, (String, String)> {
+    let Some(url) = url else {
+        return Ok(KeyUse::Never);
+    };
+    let err = |field: &str, message: String| Err((field.to_string(), message));
+    let local = is_loopback(url);
+    let key = match (kind, needs_key) {
+        (ProviderKind::AsapGateway, Some(false)) => {
+            return err(
+                "needs_key",
+                "an asap-gateway provider always signs its calls with its key".into(),
+            )
+        }
+        (_, Some(false)) => KeyUse::Never,
+        (ProviderKind::AsapGateway, _) | (_, Some(true)) => KeyUse::Required,
+        (_, None) if local => KeyUse::IfStored,
+        (_, None) => KeyUse::Required,
+    };
+    if key != KeyUse::Never && url.scheme() == "http" && !local {
+        let host = url.host_str().unwrap_or_default();
+        let mut message = format!(
+            "`{url}` is plain http:// to {host}, another machine: a key sent there can be read \
+             on the network, so Protogate sends keys only over https:// or to this machine. \
+             Use https://"
+        );
+        if *kind != ProviderKind::AsapGateway {
+            message.push_str(
+                ", or, for a trusted server on your network that needs no key, set \
+                 \"needs_key\": false on this provider",
+            );
+        }
+        return err("base_url", message);
+    }
+    Ok(key)
 }

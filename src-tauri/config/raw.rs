@@ -16,7 +16,9 @@ pub(crate) const DEMO_MODEL: &str = "protogate-demo";
 pub struct RawConfig {
     pub host: String,
     pub port: u16,
-    pub default_provider: String,
+    /// The provider that answers when a request names none; the first one when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_provider: Option<String>,
     pub providers: Vec<ProviderSection>,
     pub cors: CorsSection,
     /// Extra names accepted in the `Host` header, beyond localhost and loopback IPs.
@@ -25,6 +27,8 @@ pub struct RawConfig {
     pub require_access_token: bool,
     pub limits: LimitsSection,
     pub log: LogSection,
+    /// How long a keychain answer is trusted before it is read again.
+    pub keychain_cache_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -56,7 +60,15 @@ pub struct ProviderSection {
     /// How an `asap-gateway` provider signs its tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asap: Option<AsapSection>,
-    #[serde(default = "default_chunk_delay_ms", skip_serializing)]
+    /// `false`: the server takes no key and none is ever sent (a trusted LAN server on
+    /// plain `http://`). `true`: a key is required even on this machine. Unset: required,
+    /// except for servers on this machine, which get one only if it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_key: Option<bool>,
+    #[serde(
+        default = "default_chunk_delay_ms",
+        skip_serializing_if = "is_default_chunk_delay"
+    )]
     pub chunk_delay_ms: u64,
 }
 
@@ -121,14 +133,18 @@ fn default_chunk_delay_ms() -> u64 {
     30
 }
 
-/// Framer's editor, canvas, previews, published sites and plugins; local dev servers;
-/// the desktop window itself (Tauri's origins on Linux/macOS and Windows).
+fn is_default_chunk_delay(ms: &u64) -> bool {
+    *ms == default_chunk_delay_ms()
+}
+
+/// What the designer controls: Framer's editor, its canvas and its plugin hosts, local
+/// dev servers, and the desktop window itself (Tauri's origins on Linux/macOS and
+/// Windows). Published and staging sites (`*.framer.app`, `*.framer.website`, custom
+/// domains) are not here: anyone can publish there, so each is approved by its origin.
 pub const DEFAULT_ORIGINS: &[&str] = &[
     "https://framer.com",
-    "https://*.framer.com",
+    "https://www.framer.com",
     "https://*.framercanvas.com",
-    "https://*.framer.app",
-    "https://*.framer.website",
     "https://*.plugins.framercdn.com",
     "http://localhost:*",
     "http://127.0.0.1:*",
@@ -142,7 +158,7 @@ impl Default for RawConfig {
         RawConfig {
             host: "127.0.0.1".into(),
             port: DEFAULT_PORT,
-            default_provider: "demo".into(),
+            default_provider: Some("demo".into()),
             providers: vec![ProviderSection {
                 id: "demo".into(),
                 kind: ProviderKind::Demo,
@@ -151,6 +167,7 @@ impl Default for RawConfig {
                 models: vec![],
                 headers: BTreeMap::new(),
                 asap: None,
+                needs_key: None,
                 chunk_delay_ms: default_chunk_delay_ms(),
             }],
             cors: CorsSection::default(),
@@ -158,6 +175,7 @@ impl Default for RawConfig {
             require_access_token: false,
             limits: LimitsSection::default(),
             log: LogSection::default(),
+            keychain_cache_ms: 5_000,
         }
     }
 }

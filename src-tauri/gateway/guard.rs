@@ -47,8 +47,9 @@ pub async fn origin_check(State(state): State<AppState>, req: Request, next: Nex
     refuse(
         &req,
         GatewayError::Forbidden(format!(
-            "origin `{origin}` is not allowed: add it to the allowed origins in Protogate's \
-             settings (or turn on \"allow any origin\")"
+            "origin `{origin}` is not allowed. If this is your own prototype, approve it once: \
+             add \"{origin}\" to cors.allowed_origins in Protogate's settings (or approve it \
+             in the Protogate window). Only sites you approve can use your providers"
         )),
     )
 }
@@ -72,7 +73,9 @@ pub async fn token_check(State(state): State<AppState>, req: Request, next: Next
         Err(e) => {
             return refuse(
                 &req,
-                GatewayError::Unauthorized(format!("cannot read the access token: {e}")),
+                GatewayError::Unavailable(format!(
+                    "cannot check the access token: {e}. Unlock the keychain and try again"
+                )),
             )
         }
     };
@@ -123,7 +126,9 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         .get(header::ORIGIN)
         .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
         .unwrap_or_default();
-    match state.limiter.check_key(&key) {
+    let checked = state.limiter.check_key(&key);
+    state.sweep_idle_limits();
+    match checked {
         Ok(()) => next.run(req).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -141,4 +146,42 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 fn refuse(req: &Request, error: GatewayError) -> Response {
     error.response(ErrorShape::for_path(req.uri().path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::super::{router, AppState};
+    use crate::request_log::RequestLog;
+    use crate::secrets::SecretStore;
+
+    #[tokio::test]
+    async fn idle_rate_limit_buckets_are_swept_so_many_origins_cannot_grow_memory() {
+        // A bucket is idle again 10 µs after its one request.
+        let config = crate::config::parse(
+            r#"{"limits": {"requests_per_minute": 6000000, "burst": 1}}"#,
+            "test",
+        )
+        .unwrap();
+        let log = RequestLog::new(None, 1, 10, 100).unwrap();
+        let state = AppState::new(config, log, SecretStore::new());
+        let app = router(state.clone());
+        for port in 1..=3000u32 {
+            let request = Request::get("/v1/models")
+                .header("host", "127.0.0.1")
+                .header("origin", format!("http://localhost:{port}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let tracked = state.limiter.len();
+        assert!(
+            tracked <= 1100,
+            "3000 distinct origins leave at most about one sweep's worth of buckets, not {tracked}"
+        );
+    }
 }

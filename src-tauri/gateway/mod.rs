@@ -2,6 +2,7 @@
 //! shutdown future, so the CLI, the tray and the tests share one path.
 
 mod body;
+mod conn;
 mod encoders;
 mod guard;
 mod routes;
@@ -14,11 +15,11 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderName, Method};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
 
+pub use conn::ClientStall;
 pub use state::AppState;
 
 use crate::config::Config;
@@ -121,11 +122,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let token = tokio_util::sync::CancellationToken::new();
     let stop = token.clone();
-    // Small SSE writes must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let listener = conn::DeadlineListener {
+        inner: listener,
+        deadline: state.config.limits.idle_timeout,
+    };
+    let app = router(state).into_make_service_with_connect_info::<ClientStall>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         stop.cancel();
     });

@@ -231,11 +231,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let mut providers = vec![];
     for p in state.providers.all() {
         let c = p.config();
-        let credential = if p.needs_credential() {
-            state.secrets.status(&c.id).await.describe()
-        } else {
-            "not needed".to_string()
-        };
+        let credential = p.key_state(&state.secrets).await;
         providers.push(json!({
             "id": c.id,
             "kind": c.kind.to_string(),

@@ -2,6 +2,7 @@
 //! handlers and layers read.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +25,8 @@ pub struct Inner {
     pub log: RequestLog,
     /// Requests per origin (or per "no origin" for scripts), with a burst.
     pub limiter: DefaultKeyedRateLimiter<String>,
+    /// Requests checked by the limiter, to sweep its idle buckets now and then.
+    pub limiter_checks: AtomicU64,
     /// Upstream answers open at once.
     pub streams: Arc<Semaphore>,
     pub started: Instant,
@@ -44,9 +47,25 @@ impl AppState {
             secrets,
             log,
             limiter,
+            limiter_checks: AtomicU64::new(0),
             streams,
             started: Instant::now(),
         }))
+    }
+}
+
+/// The limiter's buckets are swept once per this many requests.
+const LIMITER_SWEEP_EVERY: u64 = 1024;
+
+impl AppState {
+    /// Drops the rate-limit buckets of origins that are back to a full burst, now and
+    /// then: a flood of distinct origins must not grow memory without bound.
+    pub(super) fn sweep_idle_limits(&self) {
+        let n = self.limiter_checks.fetch_add(1, Ordering::Relaxed);
+        if n % LIMITER_SWEEP_EVERY == LIMITER_SWEEP_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! Anthropic's Messages API (`x-api-key`, `anthropic-version`), streaming and not.
 //! `base_url` is the API root, e.g. `https://api.anthropic.com`.
 
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::http::{self, Flavor};
@@ -22,7 +21,6 @@ pub struct AnthropicProvider {
     pub config: ProviderConfig,
     upstream: Upstream,
     url: reqwest::Url,
-    pub(super) key_optional: bool,
 }
 
 impl AnthropicProvider {
@@ -42,7 +40,6 @@ impl AnthropicProvider {
         AnthropicProvider {
             config: config.clone(),
             upstream,
-            key_optional: http::is_local(&base),
             url,
         }
     }
@@ -52,7 +49,7 @@ impl AnthropicProvider {
     }
 
     async fn request(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let key = http::credential(&self.upstream, self.id(), &FLAVOR, self.key_optional).await?;
+        let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
         let mut request = self
             .upstream
             .http
@@ -61,7 +58,7 @@ impl AnthropicProvider {
             .header("anthropic-version", API_VERSION)
             .json(body);
         if let Some(key) = key {
-            request = request.header("x-api-key", key.expose_secret());
+            request = request.header("x-api-key", http::sensitive(self.id(), &key)?);
         }
         http::send(&self.upstream, request, self.id(), &FLAVOR).await
     }

@@ -1,9 +1,13 @@
 //! The seed's AI gateway: Bedrock-format Claude payloads, ASAP-signed. `base_url` is the
 //! invoke URL; streaming goes to it with `/invoke` replaced by
-//! `/invoke-with-response-stream`. A `{model}` in the URL is replaced by the model.
-//! Stream events are Anthropic's, as `data:` lines (the seed reads `delta.text`).
+//! `/invoke-with-response-stream`. A `{model}` path segment in the URL is replaced by the
+//! model, percent-encoded as that one segment, so a client's model name can never add
+//! segments, a query or a fragment to the signed call: the request goes to the configured
+//! route or nowhere. Stream events are Anthropic's, as `data:` lines (the seed reads
+//! `delta.text`).
 
-use secrecy::ExposeSecret;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::asap::AsapSigner;
 use super::http::{self, Flavor};
@@ -20,6 +24,14 @@ const FLAVOR: Flavor = Flavor {
 };
 
 const MODEL_PLACEHOLDER: &str = "%7Bmodel%7D"; // `{model}` as the URL parser keeps it
+
+/// Everything but RFC 3986's unreserved characters is encoded in the model segment, so
+/// `/`, `?`, `#` and `%` cannot change the path (Bedrock's own clients encode `:` too).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Clone, Debug)]
 pub struct AsapGatewayProvider {
@@ -45,22 +57,38 @@ impl AsapGatewayProvider {
         &self.config.id
     }
 
-    fn url(&self, model: &str, stream: bool) -> String {
-        let invoke = self
+    /// The configured URL with the model as one encoded segment, and the last `invoke`
+    /// segment made `invoke-with-response-stream` for a stream.
+    fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url, ProviderError> {
+        let bad = |reason| ProviderError::BadModel {
+            provider: self.id().into(),
+            model: model.chars().take(100).collect(),
+            reason,
+        };
+        if model.is_empty() || model == "." || model == ".." {
+            return Err(bad("it is empty or a path step (`.`, `..`)"));
+        }
+        if model.chars().any(char::is_control) {
+            return Err(bad("it holds control characters"));
+        }
+        let mut url = self
             .config
             .base_url
-            .as_ref()
-            .expect("validated: asap-gateway providers have a base_url")
-            .as_str()
-            .replace(MODEL_PLACEHOLDER, model);
-        match (stream, invoke.rfind("/invoke")) {
-            (true, Some(at)) => format!(
-                "{}/invoke-with-response-stream{}",
-                &invoke[..at],
-                &invoke[at + "/invoke".len()..]
-            ),
-            _ => invoke,
-        }
+            .clone()
+            .expect("validated: asap-gateway providers have a base_url");
+        let segments: Vec<&str> = url.path().split('/').collect();
+        let last = segments.len() - 1;
+        let path: Vec<String> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, segment)| match *segment {
+                MODEL_PLACEHOLDER => utf8_percent_encode(model, SEGMENT).to_string(),
+                "invoke" if stream && i == last => "invoke-with-response-stream".into(),
+                other => other.to_string(),
+            })
+            .collect();
+        url.set_path(&path.join("/"));
+        Ok(url)
     }
 
     async fn request(
@@ -68,7 +96,8 @@ impl AsapGatewayProvider {
         chat: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
-        let pem = http::credential(&self.upstream, self.id(), &FLAVOR, false)
+        let url = self.url(&chat.model, stream)?;
+        let pem = http::credential(&self.upstream, &self.config, &FLAVOR)
             .await?
             .expect("a required credential is present");
         let token = self.signer.token(&pem).map_err(|e| ProviderError::BadKey {
@@ -76,10 +105,13 @@ impl AsapGatewayProvider {
             credential: FLAVOR.credential,
             message: e.to_string(),
         })?;
+        // The seed's gateway takes the scheme in lower case.
+        let bearer = SecretString::from(format!("bearer {}", token.expose_secret()));
+        let authorization = http::sensitive(self.id(), &bearer)?;
         let request = self
             .upstream
             .http
-            .post(self.url(&chat.model, stream))
+            .post(url)
             .headers(self.config.headers.clone())
             .header(
                 "accept",
@@ -89,8 +121,7 @@ impl AsapGatewayProvider {
                     "application/json"
                 },
             )
-            // The seed's gateway takes the scheme in lower case.
-            .header("authorization", format!("bearer {}", token.expose_secret()))
+            .header("authorization", authorization)
             .json(&wire::request_body(chat, Dialect::Bedrock));
         let result = http::send(&self.upstream, request, self.id(), &FLAVOR).await;
         if let Err(ProviderError::KeyRejected { .. }) = result {
@@ -135,13 +166,50 @@ mod tests {
         .unwrap();
         let upstream = Upstream::new(config.limits.clone(), crate::secrets::SecretStore::new());
         let p = AsapGatewayProvider::new(config.provider("gw").unwrap(), upstream);
+        let url = |model: &str, stream| p.url(model, stream).map(|u| u.to_string());
         assert_eq!(
-            p.url("claude-x", false),
+            url("claude-x", false).unwrap(),
             "https://ai.example/v1/bedrock/model/claude-x/invoke"
         );
         assert_eq!(
-            p.url("claude-x", true),
+            url("claude-x", true).unwrap(),
             "https://ai.example/v1/bedrock/model/claude-x/invoke-with-response-stream"
         );
+        assert_eq!(
+            url("anthropic.claude-3-5-sonnet-20240620-v1:0", false).unwrap(),
+            "https://ai.example/v1/bedrock/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/invoke"
+        );
+    }
+
+    #[test]
+    fn a_model_name_cannot_leave_its_segment() {
+        let config = crate::config::parse(
+            r#"{"default_provider": "gw", "providers": [{"id": "gw", "kind": "asap-gateway",
+                "base_url": "https://ai.example/v1/bedrock/model/{model}/invoke", "default_model": "claude-x",
+                "asap": {"issuer": "p", "key_id": "p/k", "audience": "ai"}}]}"#,
+            "t",
+        )
+        .unwrap();
+        let upstream = Upstream::new(config.limits.clone(), crate::secrets::SecretStore::new());
+        let p = AsapGatewayProvider::new(config.provider("gw").unwrap(), upstream);
+        for (model, path) in [
+            (
+                "ai-gateway/../../../admin/x?",
+                "/v1/bedrock/model/ai-gateway%2F..%2F..%2F..%2Fadmin%2Fx%3F/invoke",
+            ),
+            ("a#frag", "/v1/bedrock/model/a%23frag/invoke"),
+            ("a/b", "/v1/bedrock/model/a%2Fb/invoke"),
+            ("%2e%2e", "/v1/bedrock/model/%252e%252e/invoke"),
+        ] {
+            let url = p.url(model, false).unwrap();
+            assert_eq!(url.path(), path, "{model} stays one segment");
+            assert_eq!((url.query(), url.fragment()), (None, None), "{model}");
+        }
+        for model in ["..", ".", "", "a\nb"] {
+            assert!(
+                matches!(p.url(model, true), Err(ProviderError::BadModel { .. })),
+                "{model:?} is refused"
+            );
+        }
     }
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
 use futures_util::StreamExt;
-use reqwest::{header, RequestBuilder, Response};
-use secrecy::SecretString;
+use reqwest::header::{self, HeaderValue};
+use reqwest::{RequestBuilder, Response};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatEvent, Frame};
+use crate::config::{KeyUse, ProviderConfig};
 use crate::error::ProviderError;
 use crate::secrets::env_var_name;
 use crate::wire::DecodeError;
@@ -31,13 +33,18 @@ pub struct Flavor {
     pub error_message: fn(&Value) -> Option<String>,
 }
 
-/// The provider's secret; `None` for a local server that takes no key.
+/// The provider's secret; `None` when it takes no key, or when a server on this machine
+/// has none stored.
 pub async fn credential(
     upstream: &Upstream,
-    provider: &str,
+    config: &ProviderConfig,
     flavor: &Flavor,
-    optional: bool,
 ) -> Result<Option<SecretString>, ProviderError> {
+    let provider = config.id.as_str();
+    if config.key == KeyUse::Never {
+        return Ok(None);
+    }
+    let optional = config.key == KeyUse::IfStored;
     match upstream.secrets.get(provider).await {
         Ok(Some((secret, _))) => Ok(Some(secret)),
         Ok(None) | Err(_) if optional => Ok(None),
@@ -54,14 +61,16 @@ pub async fn credential(
     }
 }
 
-/// Whether a URL points at this machine, where servers (Ollama, LM Studio) take no key.
-pub fn is_local(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+/// A credential as a header value marked sensitive, so the HTTP stack never prints it.
+pub fn sensitive(provider: &str, secret: &SecretString) -> Result<HeaderValue, ProviderError> {
+    let mut value =
+        HeaderValue::from_str(secret.expose_secret()).map_err(|_| ProviderError::BadKey {
+            provider: provider.into(),
+            credential: "key",
+            message: "it holds characters an HTTP header cannot carry (a line break?)".into(),
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Sends `request`, waiting at most the first-byte timeout for the response head. A
@@ -93,6 +102,20 @@ pub async fn send(
     let status = response.status();
     if status.is_success() {
         return Ok(response);
+    }
+    if status.is_redirection() {
+        // Not followed: a redirect would carry the key and the prompt to a host the
+        // settings never named.
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).chars().take(200).collect())
+            .unwrap_or_else(|| "(no Location)".into());
+        return Err(ProviderError::Redirected {
+            provider: provider.into(),
+            status: status.as_u16(),
+            location,
+        });
     }
     if matches!(status.as_u16(), 401 | 403) {
         // The upstream's message is not passed on: some quote part of the key back.

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use futures_util::Stream;
 
 use crate::chat::{ChatRequest, Completion, Frame};
-use crate::config::{Config, Limits, ProviderConfig, ProviderKind};
+use crate::config::{Config, KeyUse, Limits, ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretStatus, SecretStore};
 
 pub use anthropic::AnthropicProvider;
 pub use asap::{AsapError, AsapSigner};
@@ -43,6 +43,9 @@ impl Upstream {
             .connect_timeout(limits.connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
+            // A redirect would re-send the key and the body to a host the settings never
+            // named (reqwest strips only `Authorization`): it is reported, not followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds with static settings");
@@ -94,13 +97,21 @@ impl Provider {
         self.config().kind
     }
 
-    /// Whether requests fail without a stored secret (local servers take none).
-    pub fn needs_credential(&self) -> bool {
-        match self {
-            Provider::Demo(_) => false,
-            Provider::OpenAi(p) => !p.key_optional,
-            Provider::Anthropic(p) => !p.key_optional,
-            Provider::AsapGateway(_) => true,
+    /// Whether the upstream gets a stored key.
+    pub fn key_use(&self) -> KeyUse {
+        self.config().key
+    }
+
+    /// The key's state in plain words, never the key: read within the keychain cache's
+    /// time-to-live, so a key deleted elsewhere shows as missing within seconds.
+    pub async fn key_state(&self, secrets: &SecretStore) -> String {
+        match self.key_use() {
+            KeyUse::Never => "not needed".into(),
+            KeyUse::Required => secrets.status(self.id()).await.describe(),
+            KeyUse::IfStored => match secrets.status(self.id()).await {
+                SecretStatus::Missing => "not needed (a server on this machine)".into(),
+                status => format!("{}; sent to this machine's server", status.describe()),
+            },
         }
     }
 

@@ -23,8 +23,6 @@ pub struct OpenAiProvider {
     pub config: ProviderConfig,
     upstream: Upstream,
     url: reqwest::Url,
-    /// Local servers (Ollama, LM Studio) take no key.
-    pub(super) key_optional: bool,
 }
 
 impl OpenAiProvider {
@@ -41,7 +39,6 @@ impl OpenAiProvider {
         OpenAiProvider {
             config: config.clone(),
             upstream,
-            key_optional: http::is_local(&base),
             url,
         }
     }
@@ -51,7 +48,7 @@ impl OpenAiProvider {
     }
 
     async fn request(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let key = http::credential(&self.upstream, self.id(), &FLAVOR, self.key_optional).await?;
+        let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
         let mut request = self
             .upstream
             .http
@@ -59,6 +56,7 @@ impl OpenAiProvider {
             .headers(self.config.headers.clone())
             .json(body);
         if let Some(key) = key {
+            // `bearer_auth` marks the header sensitive: never logged by the HTTP stack.
             request = request.bearer_auth(key.expose_secret());
         }
         http::send(&self.upstream, request, self.id(), &FLAVOR).await

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,6 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Record, RecordHandle, RequestLog};
 use crate::error::ErrorNote;
+use crate::gateway::ClientStall;
 
 pub const REQUEST_ID_HEADER: &str = "x-protogate-request-id";
 
@@ -39,6 +40,10 @@ pub async fn record_requests(
     };
     let handle = RecordHandle::new(record, log.max_text_chars());
     req.extensions_mut().insert(handle.clone());
+    let stall = req
+        .extensions()
+        .get::<ConnectInfo<ClientStall>>()
+        .map(|info| info.0.clone());
 
     let mut response = next.run(req).await;
     handle.set_status(response.status().as_u16());
@@ -54,6 +59,7 @@ pub async fn record_requests(
         inner,
         handle,
         log,
+        stall,
         complete: false,
     });
     response
@@ -66,6 +72,8 @@ struct CountedBody {
     inner: Body,
     handle: RecordHandle,
     log: RequestLog,
+    /// The connection's flag for a client that stopped reading.
+    stall: Option<ClientStall>,
     complete: bool,
 }
 
@@ -103,7 +111,12 @@ impl http_body::Body for CountedBody {
 impl Drop for CountedBody {
     fn drop(&mut self) {
         // An empty body may never be polled: it was complete all along.
-        if !self.complete && !self.inner.is_end_stream() {
+        if self.stall.as_ref().is_some_and(ClientStall::stalled) {
+            self.handle.set_error(
+                "the client stopped reading the answer for the idle timeout; the connection \
+                 was closed and the upstream call cancelled",
+            );
+        } else if !self.complete && !self.inner.is_end_stream() {
             self.handle
                 .set_error("the client disconnected before the answer was complete");
         }

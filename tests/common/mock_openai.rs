@@ -8,6 +8,7 @@
 //! - `cut`: sends one chunk and closes, with no finish reason and no `[DONE]`.
 //! - `idle`: sends one chunk, then nothing.
 //! - `endless`: a chunk every 20 ms until the connection goes; counts the goings.
+//! - `flood`: 4 KB chunks as fast as the gateway takes them, until the connection goes.
 //! - `error500`, `reject-key`, `rate-limited`: the documented error bodies.
 //! - `slow-headers`: waits 5 s before answering at all.
 //! - `in-stream-error`: one chunk, then an `{"error": ...}` event.
@@ -183,6 +184,12 @@ async fn completions(
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "more "}), None)));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             },
+            "flood" => {
+                let text = "x".repeat(4096);
+                loop {
+                    yield Ok(Bytes::from(chunk(&m, json!({"content": text}), None)));
+                }
+            }
             "in-stream-error" => {
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "partial"}), None)));
                 yield Ok(Bytes::from(format!("data: {}\n\n", error_body("The server is overloaded", "server_error"))));
