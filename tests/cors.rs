@@ -101,19 +101,76 @@ async fn a_disallowed_origin_gets_no_cors_and_is_refused_with_a_reason() {
 }
 
 #[tokio::test]
-async fn allow_any_origin_switch_lets_every_origin_in() {
-    let gw = spawn_gateway(settings(json!({"cors": {"allow_any_origin": true}}))).await;
+async fn a_published_framer_site_is_refused_until_that_one_origin_is_approved() {
+    let site = "https://coffee-app.framer.app";
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let res = preflight(&gw, site, true).await;
+    assert_eq!(res.status(), 403, "anyone can publish on framer.app");
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
     let res = post_json(
         &gw.url("/api/ai-gateway/stream"),
-        Some("https://my-prototype.example"),
+        Some(site),
         json!({"message": "hi"}),
     )
     .await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains(site) && error.contains("cors.allowed_origins"),
+        "the refusal names the origin and how to approve it: {error}"
+    );
+    assert!(
+        !error.contains("any origin"),
+        "it does not suggest allowing every origin: {error}"
+    );
+    let record = gw.record_for("/api/ai-gateway/stream", "POST").await;
+    assert!(record.error.unwrap().contains(site), "the log names the origin");
+
+    let approved = spawn_gateway(settings(json!({"cors": {"allowed_origins": [site]}}))).await;
+    let res = post_json(
+        &approved.url("/api/ai-gateway/stream"),
+        Some(site),
+        json!({"message": "hi"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "an approved site works");
+    assert_eq!(res.headers()["access-control-allow-origin"], site);
+    let res = post_json(
+        &approved.url("/api/ai-gateway/stream"),
+        Some("https://someone-else.framer.app"),
+        json!({"message": "hi"}),
+    )
+    .await;
+    assert_eq!(res.status(), 403, "approval is per origin");
+}
+
+#[tokio::test]
+async fn allow_any_origin_lets_every_origin_in_with_the_access_token() {
+    let token = "pg-token-0123456789";
+    let gw = spawn_gateway_env(
+        settings(json!({"cors": {"allow_any_origin": true}, "require_access_token": true})),
+        &[("PROTOGATE_SECRET_PROTOGATE_ACCESS_TOKEN", token)],
+    )
+    .await;
+    let send = |auth: Option<&'static str>| {
+        let mut req = reqwest::Client::new()
+            .post(gw.url("/api/ai-gateway/stream"))
+            .header("origin", "https://my-prototype.example")
+            .json(&json!({"message": "hi"}));
+        if let Some(token) = auth {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    let res = send(Some("pg-token-0123456789")).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "https://my-prototype.example"
     );
+    let res = send(None).await.unwrap();
+    assert_eq!(res.status(), 401, "any origin still needs the token");
 }
 
 #[tokio::test]

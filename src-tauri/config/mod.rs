@@ -378,12 +378,80 @@ mod tests {
     #[test]
     fn credentials_in_headers_are_refused() {
         let e = err(
-            r#"{"providers": [{"id": "demo", "kind": "demo"}, {"id": "x", "kind": "openai", "base_url": "http://a", "default_model": "m", "headers": {"Authorization": "Bearer sk-1"}}]}"#,
+            r#"{"providers": [{"id": "demo", "kind": "demo"}, {"id": "x", "kind": "openai", "base_url": "https://a", "default_model": "m", "headers": {"Authorization": "Bearer sk-1"}}]}"#,
         );
         assert!(
             e.contains("providers[1].headers.Authorization") && e.contains("keychain"),
             "{e}"
         );
+        for header in ["api-key", "X-Goog-Api-Key"] {
+            let e = err(&format!(
+                r#"{{"providers": [{{"id": "x", "kind": "openai", "base_url": "https://a", "default_model": "m", "headers": {{"{header}": "k"}}}}]}}"#
+            ));
+            assert!(e.contains(&format!("headers.{header}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_never_sent_over_plain_http_to_another_machine() {
+        let e = err(
+            r#"{"providers": [{"id": "lan", "kind": "openai", "base_url": "http://192.168.1.20:8000/v1", "default_model": "m"}]}"#,
+        );
+        assert!(
+            e.contains("providers[0].base_url") && e.contains("needs_key"),
+            "the error says why and how to allow a keyless LAN server: {e}"
+        );
+        let ok = parse(
+            r#"{"providers": [{"id": "lan", "kind": "openai", "base_url": "http://192.168.1.20:8000/v1", "default_model": "m", "needs_key": false}]}"#,
+            "t",
+        )
+        .expect("a keyless LAN server is allowed when said so");
+        assert_eq!(ok.providers[0].key, KeyUse::Never);
+        let e = err(
+            r#"{"providers": [{"id": "gw", "kind": "asap-gateway", "base_url": "http://gw.example/invoke", "default_model": "c", "asap": {"issuer": "p", "key_id": "p/k", "audience": "a"}}]}"#,
+        );
+        assert!(e.contains("providers[0].base_url"), "{e}");
+        let local = parse(
+            r#"{"providers": [{"id": "ollama", "kind": "openai", "base_url": "http://127.0.0.1:11434/v1", "default_model": "m"}]}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(local.providers[0].key, KeyUse::IfStored);
+    }
+
+    #[test]
+    fn the_first_provider_is_the_default_when_none_is_named() {
+        let config = parse(
+            r#"{"providers": [{"id": "claude", "kind": "anthropic", "base_url": "https://api.anthropic.com", "default_model": "c"}, {"id": "demo", "kind": "demo"}]}"#,
+            "t",
+        )
+        .expect("no default_provider is fine");
+        assert_eq!(config.default_provider, "claude");
+        let e = err(r#"{"providers": []}"#);
+        assert!(e.contains("providers") && e.contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn allowing_any_origin_needs_the_access_token() {
+        let e = err(r#"{"cors": {"allow_any_origin": true}}"#);
+        assert!(
+            e.contains("cors.allow_any_origin") && e.contains("require_access_token"),
+            "{e}"
+        );
+        parse(
+            r#"{"cors": {"allow_any_origin": true}, "require_access_token": true}"#,
+            "t",
+        )
+        .expect("any origin with a token is allowed");
+    }
+
+    #[test]
+    fn a_rewrite_keeps_every_field() {
+        let text = r#"{"providers": [{"id": "demo", "kind": "demo", "chunk_delay_ms": 5}, {"id": "lan", "kind": "openai", "base_url": "http://10.0.0.2/v1", "default_model": "m", "needs_key": false}]}"#;
+        let raw = parse_raw(text, "t").unwrap();
+        let again = parse_raw(&raw.to_json(), "t").unwrap();
+        assert_eq!(again.providers[0].chunk_delay_ms, 5);
+        assert_eq!(again.providers[1].needs_key, Some(false));
     }
 
     #[test]

@@ -205,13 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn framer_origins_are_allowed_by_default() {
+    fn what_the_designer_controls_is_allowed_by_default() {
         let policy = defaults();
         for origin in [
             "https://framer.com",
             "https://project-x1y2.framercanvas.com",
-            "https://my-site.framer.app",
-            "https://a.b.framer.website",
             "https://abc.plugins.framercdn.com",
             "http://localhost:5173",
             "http://127.0.0.1:3000",
@@ -219,6 +217,24 @@ mod tests {
         ] {
             assert!(policy.allows(origin), "{origin} should be allowed");
         }
+    }
+
+    #[test]
+    fn published_sites_anyone_can_make_need_approval() {
+        let policy = defaults();
+        for origin in [
+            "https://my-site.framer.app",
+            "https://a.b.framer.website",
+            "https://staging-x.framer.app",
+        ] {
+            assert!(!policy.allows(origin), "{origin} is refused until approved");
+        }
+        let approved = OriginPolicy::list(vec![OriginPattern::parse("https://my-site.framer.app").unwrap()]);
+        assert!(approved.allows("https://my-site.framer.app"));
+        assert!(
+            !approved.allows("https://other-site.framer.app"),
+            "approving one site approves only that origin"
+        );
     }
 
     #[test]

@@ -16,8 +16,9 @@ pub(crate) const DEMO_MODEL: &str = "protogate-demo";
 pub struct RawConfig {
     pub host: String,
     pub port: u16,
-    /// The provider that answers when a request names none; the first one when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The provider that answers when a request names none; the first one when unset
+    /// (not the fresh install's "demo": a file that lists providers may not have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_provider: Option<String>,
     pub providers: Vec<ProviderSection>,
     pub cors: CorsSection,

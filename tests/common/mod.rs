@@ -119,7 +119,8 @@ pub async fn spawn_gateway_env(settings: Value, env: &[(&str, &str)]) -> TestGat
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let state = AppState::new(config, log.clone(), SecretStore::with_environment(env));
+    let secrets = SecretStore::with_environment(env).with_cache_ttl(config.keychain_cache);
+    let state = AppState::new(config, log.clone(), secrets);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(protogate::serve(listener, state, async move {
         let _ = stopped.await;
