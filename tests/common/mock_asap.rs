@@ -6,6 +6,10 @@
 //! verifiers do: RS256 signature by the issuer's public key, `kid` owned by the issuer
 //! (`<iss>/...`) and equal to the configured one, `aud`, `sub` = `iss`, `iat` ≤ `nbf` <
 //! `exp`, `exp - iat` ≤ 1 hour, and a `jti` never seen on a different token.
+//!
+//! Like a real host it serves more than the configured route: any other path answers 200
+//! with an "admin" body and is recorded as a stray, so a test can show that no request
+//! (and no signed token) ever leaves the configured route.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +46,8 @@ struct Seen {
     headers: Vec<HeaderMap>,
     bodies: Vec<Value>,
     rejections: Vec<String>,
+    /// Requests outside `/gw/{model}/{action}`: method, raw path and query.
+    strays: Vec<String>,
 }
 
 impl MockAsapGateway {
@@ -56,6 +62,7 @@ impl MockAsapGateway {
         };
         let app = Router::new()
             .route("/gw/{model}/{action}", post(invoke))
+            .fallback(stray)
             .with_state(mock.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         mock
@@ -75,6 +82,9 @@ impl MockAsapGateway {
     }
     pub fn rejections(&self) -> Vec<String> {
         self.inner.lock().unwrap().rejections.clone()
+    }
+    pub fn strays(&self) -> Vec<String> {
+        self.inner.lock().unwrap().strays.clone()
     }
 
     fn verify(&self, headers: &HeaderMap) -> Result<(), String> {
@@ -124,6 +134,20 @@ impl MockAsapGateway {
         seen.tokens.push(token.to_string());
         Ok(())
     }
+}
+
+async fn stray(
+    State(mock): State<MockAsapGateway>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    mock.inner
+        .lock()
+        .unwrap()
+        .strays
+        .push(format!("{method} {}{query}", uri.path()));
+    Json(json!({"admin": "the keys to the kingdom"})).into_response()
 }
 
 async fn invoke(
