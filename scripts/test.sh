@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 # A Rust installed just now by rustup is not on PATH yet.
 if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
-exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked --all-targets "$@"
+# With arguments (`--test cors`), only what they name runs; without, every target.
+if (($#)); then targets=("$@"); else targets=(--all-targets); fi
+exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked "${targets[@]}"

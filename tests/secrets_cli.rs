@@ -17,6 +17,8 @@ use tokio::io::AsyncBufReadExt;
 
 /// Runs `protogate <args>` with `settings` and `stdin`, in its own config and data dirs.
 /// It blocks its thread: tests using it run on two workers so the mocks keep serving.
+/// A CLI that exits before reading its stdin (an unknown id) closes the pipe; that is no
+/// failure of the test, whose verdict is the CLI's output and exit status.
 fn protogate(home: &Path, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
     let mut child = Command::new(binary())
         .args(args)
@@ -29,12 +31,9 @@ fn protogate(home: &Path, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -195,6 +194,42 @@ async fn secrets_set_status_delete_go_through_the_real_keychain() {
         text(&out)
     );
     protogate(home.path(), &["secrets", "delete", "cli-gw"], "", &[]);
+
+    // A key left behind by a provider since removed from the settings: listed, and
+    // removable by its id.
+    let stored = Command::new("secret-tool")
+        .args(["store", "--label", "old", "service", "protogate", "username", "cli-removed"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"sk-removed-0123456789")?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(stored.success());
+    let out = protogate(home.path(), &["secrets", "status"], "", &[]);
+    assert!(
+        text(&out).lines().any(|l| l.starts_with("cli-removed")
+            && l.contains("used by no provider")
+            && l.contains("protogate secrets delete cli-removed")),
+        "status lists keys no provider uses: {}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("sk-removed-0123456789"));
+    let out = protogate(home.path(), &["secrets", "delete", "cli-removed"], "", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Removed") && text(&out).contains("not a configured provider"),
+        "{}",
+        text(&out)
+    );
+    assert!(lookup("cli-removed").is_empty(), "the left-behind key is gone");
+    let out = protogate(home.path(), &["secrets", "delete", "cli-removed"], "", &[]);
+    assert!(
+        out.status.success() && text(&out).contains("nothing to remove"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Every secret and PEM used in a whole session, searched for in everything a user or
