@@ -3,13 +3,13 @@
 //! # Layout
 //!
 //! - [`config`]: the settings file, checked into a [`Config`].
-//! - [`secrets`]: provider keys from the OS keychain or the environment.
+//! - [`secrets`]: provider keys from the OS keychain (cached briefly) or the environment.
 //! - [`chat`]: the gateway's own chat model that every format translates through.
-//! - [`wire`]: client and provider wire formats (the seed contract, OpenAI).
-//! - [`providers`]: the upstreams (demo, OpenAI-compatible).
+//! - [`wire`]: client and provider wire formats (the seed contract, OpenAI, Anthropic).
+//! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
-//! - [`cli`]: the command line (`protogate serve`).
+//! - [`cli`]: the command line (`serve`, `secrets`, `providers`, `check`).
 //!
 //! The core never names Tauri; the desktop shell arrives behind the `desktop` feature.
 

@@ -125,7 +125,10 @@ async fn a_published_framer_site_is_refused_until_that_one_origin_is_approved() 
         "it does not suggest allowing every origin: {error}"
     );
     let record = gw.record_for("/api/ai-gateway/stream", "POST").await;
-    assert!(record.error.unwrap().contains(site), "the log names the origin");
+    assert!(
+        record.error.unwrap().contains(site),
+        "the log names the origin"
+    );
 
     let approved = spawn_gateway(settings(json!({"cors": {"allowed_origins": [site]}}))).await;
     let res = post_json(

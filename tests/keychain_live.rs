@@ -32,7 +32,15 @@ fn secret_tool(args: &[&str], input: Option<&str>) -> bool {
 
 fn store(id: &str, key: &str) {
     let label = format!("Protogate: {id}");
-    let args = ["store", "--label", &label, "service", "protogate", "username", id];
+    let args = [
+        "store",
+        "--label",
+        &label,
+        "service",
+        "protogate",
+        "username",
+        id,
+    ];
     assert!(secret_tool(&args, Some(key)), "secret-tool stored the key");
 }
 
@@ -99,13 +107,19 @@ async fn a_key_deleted_or_replaced_outside_protogate_is_noticed_by_the_running_g
         "a key stored for a server on this machine is sent, and /health says so"
     );
 
-    assert!(secret_tool(&["clear", "service", "protogate", "username", id], None));
+    assert!(secret_tool(
+        &["clear", "service", "protogate", "username", id],
+        None
+    ));
     wait_for_state(&gw, id, "missing").await;
     let res = ask(id).await;
     assert_eq!(res.status(), 401, "a deleted key is no longer used");
     let body: Value = res.json().await.unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("secrets set kc-live"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("secrets set kc-live"),
         "{body}"
     );
 
@@ -120,9 +134,15 @@ async fn a_key_deleted_or_replaced_outside_protogate_is_noticed_by_the_running_g
         "the replacement key is used without a restart"
     );
 
-    assert!(secret_tool(&["clear", "service", "protogate", "username", local], None));
+    assert!(secret_tool(
+        &["clear", "service", "protogate", "username", local],
+        None
+    ));
     wait_for_state(&gw, local, "not needed").await;
-    assert!(secret_tool(&["clear", "service", "protogate", "username", id], None));
+    assert!(secret_tool(
+        &["clear", "service", "protogate", "username", id],
+        None
+    ));
 }
 
 /// A session bus that starts nothing by itself, so no keychain exists until the script

@@ -32,7 +32,11 @@ fn protogate(home: &Path, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> 
         .spawn()
         .unwrap();
     if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
     }
     child.wait_with_output().unwrap()
 }
@@ -198,11 +202,23 @@ async fn secrets_set_status_delete_go_through_the_real_keychain() {
     // A key left behind by a provider since removed from the settings: listed, and
     // removable by its id.
     let stored = Command::new("secret-tool")
-        .args(["store", "--label", "old", "service", "protogate", "username", "cli-removed"])
+        .args([
+            "store",
+            "--label",
+            "old",
+            "service",
+            "protogate",
+            "username",
+            "cli-removed",
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"sk-removed-0123456789")?;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"sk-removed-0123456789")?;
             child.wait()
         })
         .unwrap();
@@ -223,7 +239,10 @@ async fn secrets_set_status_delete_go_through_the_real_keychain() {
         "{}",
         text(&out)
     );
-    assert!(lookup("cli-removed").is_empty(), "the left-behind key is gone");
+    assert!(
+        lookup("cli-removed").is_empty(),
+        "the left-behind key is gone"
+    );
     let out = protogate(home.path(), &["secrets", "delete", "cli-removed"], "", &[]);
     assert!(
         out.status.success() && text(&out).contains("nothing to remove"),

@@ -24,8 +24,9 @@ async fn a_client_that_stops_reading_loses_its_stream_and_frees_the_slot() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = socket.connect(gw.addr).await.unwrap();
-    let body = json!({"model": "flood", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-        .to_string();
+    let body =
+        json!({"model": "flood", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
@@ -45,7 +46,8 @@ async fn a_client_that_stops_reading_loses_its_stream_and_frees_the_slot() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let record = record.expect("the stuck stream is ended and logged within seconds, not held forever");
+    let record =
+        record.expect("the stuck stream is ended and logged within seconds, not held forever");
     let error = record.error.unwrap_or_default();
     assert!(
         error.contains("stopped reading"),

@@ -74,7 +74,10 @@ async fn a_model_name_cannot_steer_the_signed_call_off_its_route() {
     assert_eq!(res.status(), 400, "a path step is no model name");
     let body: Value = res.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("model `..`"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model `..`"),
         "{body}"
     );
 }
@@ -144,7 +147,11 @@ async fn a_redirect_is_reported_and_never_followed_with_the_key() {
                    "messages": [{"role": "user", "content": "a secret plan"}]}),
         )
         .await;
-        assert_eq!(res.status(), 502, "{path} {model}: a redirect is a failed upstream");
+        assert_eq!(
+            res.status(),
+            502,
+            "{path} {model}: a redirect is a failed upstream"
+        );
         let body = res.text().await.unwrap();
         assert!(
             body.contains("redirected to") && body.contains(&sink_url) && body.contains("base_url"),
@@ -185,7 +192,11 @@ async fn the_same_providers_still_answer_when_they_do_not_redirect() {
         )
         .await;
         assert_eq!(res.status(), 200);
-        assert_eq!(seed_text(&res.text().await.unwrap()), "Hello world", "{provider}");
+        assert_eq!(
+            seed_text(&res.text().await.unwrap()),
+            "Hello world",
+            "{provider}"
+        );
     }
     assert_eq!(
         anthropic.keys(),

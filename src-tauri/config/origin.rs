@@ -229,7 +229,9 @@ mod tests {
         ] {
             assert!(!policy.allows(origin), "{origin} is refused until approved");
         }
-        let approved = OriginPolicy::list(vec![OriginPattern::parse("https://my-site.framer.app").unwrap()]);
+        let approved = OriginPolicy::list(vec![
+            OriginPattern::parse("https://my-site.framer.app").unwrap()
+        ]);
         assert!(approved.allows("https://my-site.framer.app"));
         assert!(
             !approved.allows("https://other-site.framer.app"),

@@ -57,9 +57,7 @@ impl ClientStall {
     }
 }
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, DeadlineListener>>
-    for ClientStall
-{
+impl axum::extract::connect_info::Connected<IncomingStream<'_, DeadlineListener>> for ClientStall {
     fn connect_info(stream: IncomingStream<'_, DeadlineListener>) -> Self {
         stream.io().stalled.clone()
     }
@@ -110,7 +108,11 @@ impl AsyncRead for DeadlineStream {
 }
 
 impl AsyncWrite for DeadlineStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.get_mut().guard(cx, |tcp, cx| tcp.poll_write(cx, buf))
     }
 

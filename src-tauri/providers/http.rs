@@ -109,7 +109,12 @@ pub async fn send(
         let location = response
             .headers()
             .get(header::LOCATION)
-            .map(|l| String::from_utf8_lossy(l.as_bytes()).chars().take(200).collect())
+            .map(|l| {
+                String::from_utf8_lossy(l.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
             .unwrap_or_else(|| "(no Location)".into());
         return Err(ProviderError::Redirected {
             provider: provider.into(),

@@ -72,20 +72,21 @@ pub fn get(account: &str) -> Result<Option<SecretString>, SecretError> {
 }
 
 pub fn set(account: &str, value: &SecretString) -> Result<(), SecretError> {
-    checked(entry(account).and_then(|entry| {
-        entry
-            .set_password(value.expose_secret())
-            .map_err(map_error)
-    }))
+    checked(
+        entry(account)
+            .and_then(|entry| entry.set_password(value.expose_secret()).map_err(map_error)),
+    )
 }
 
 /// Removes `account`'s secret; whether there was one.
 pub fn delete(account: &str) -> Result<bool, SecretError> {
-    checked(entry(account).and_then(|entry| match entry.delete_credential() {
-        Ok(()) => Ok(true),
-        Err(Error::NoEntry) => Ok(false),
-        Err(e) => Err(map_error(e)),
-    }))
+    checked(
+        entry(account).and_then(|entry| match entry.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(Error::NoEntry) => Ok(false),
+            Err(e) => Err(map_error(e)),
+        }),
+    )
 }
 
 /// The accounts under Protogate's service, where the store can list them (the Secret
@@ -117,7 +118,9 @@ pub fn accounts() -> Result<Option<Vec<String>>, SecretError> {
 fn map_error(e: Error) -> SecretError {
     match e {
         Error::NoStorageAccess(_) => SecretError::Locked,
-        Error::NoDefaultStore => SecretError::Unavailable("no Secret Service on this session".into()),
+        Error::NoDefaultStore => {
+            SecretError::Unavailable("no Secret Service on this session".into())
+        }
         Error::PlatformFailure(err) => SecretError::Unavailable(err.to_string()),
         // These variants carry secret bytes; never format them.
         Error::BadEncoding(_) => SecretError::Backend("the stored value is not UTF-8".into()),

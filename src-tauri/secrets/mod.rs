@@ -245,7 +245,8 @@ mod tests {
     async fn debug_never_shows_a_cached_secret() {
         let store = SecretStore::new();
         let slot = store.slot("x");
-        slot.lock().await.answer = Some((Ok(Some(SecretString::from("sk-hunter2"))), Instant::now()));
+        slot.lock().await.answer =
+            Some((Ok(Some(SecretString::from("sk-hunter2"))), Instant::now()));
         assert!(!format!("{store:?}").contains("hunter2"));
     }
 
@@ -255,7 +256,10 @@ mod tests {
         let slot = store.slot("acct");
         slot.lock().await.answer = Some((Ok(Some(SecretString::from("k1"))), Instant::now()));
         let (got, source) = store.get("acct").await.unwrap().expect("cached");
-        assert_eq!((got.expose_secret(), source), ("k1", SecretSource::Keychain));
+        assert_eq!(
+            (got.expose_secret(), source),
+            ("k1", SecretSource::Keychain)
+        );
         store.forget("acct");
         assert!(
             store.inner.accounts.lock().unwrap().get("acct").is_none(),
