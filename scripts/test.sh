@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Runs Protogate's whole test suite on a fresh Debian/Ubuntu machine: installs the test
-# tools (Chromium, gnome-keyring, D-Bus), starts a throwaway, unlocked Secret Service in
+# tools (Chromium, gnome-keyring, D-Bus, Node.js) and the tests' npm packages, starts a throwaway, unlocked Secret Service in
 # its own D-Bus session, and runs `cargo test` inside it. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 # A Rust installed just now by rustup is not on PATH yet.
 if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
+# The npm packages of the tests that run JavaScript (browser pages, SDK clients), pinned
+# by their lock files; skipped when already installed from the same lock file.
+for dir in tests/*/; do
+  [[ -f "$dir/package-lock.json" ]] || continue
+  if [[ ! -f "$dir/node_modules/.package-lock.json" || "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 # With arguments (`--test cors`), only what they name runs; without, every target.
 if (($#)); then targets=("$@"); else targets=(--all-targets); fi
 exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked "${targets[@]}"

@@ -1,21 +1,31 @@
-//! A real browser: headless Chromium loads a page from another origin on loopback that
-//! runs the seed `Chat.tsx` reading loop, unchanged, against the gateway. From an allowed
-//! origin the streamed text appears in the page; from another, the browser blocks it.
+//! A real browser on the path a Framer prototype takes: headless Chromium loads pages that
+//! it treats as public (`--ip-address-space-overrides`), so every call to Protogate on
+//! loopback meets Chrome's Local Network Access, as from a published Framer site. The
+//! permission is granted, or not, through a managed policy, as an administrator would.
+//! The pages run the seed `Chat.tsx` loop unchanged, the Framer component from
+//! `ui/framer/` (compiled with esbuild against React and a stand-in for `framer`), and the
+//! OpenAI JS SDK.
 
 mod common;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::response::Html;
-use axum::routing::{get, post};
+use axum::http::Uri;
+use axum::response::Response;
+use axum::routing::post;
 use axum::Router;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex, OnceCell};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const POLICY_DIR: &str = "/etc/chromium/policies/managed";
 
 /// The seed's `sendMessage` loop from `Chat.tsx`, as plain JS, writing into the page and
 /// then reporting what the page shows to its own server (same origin, no CORS).
@@ -75,11 +85,58 @@ sendMessage("Hello from a Framer prototype");
     )
 }
 
-/// Serves the page on `ip:0` and forwards its report.
-async fn page_server(ip: &str, endpoint: String) -> (u16, mpsc::Receiver<Value>) {
-    let (tx, rx) = mpsc::channel(4);
+/// One Chromium at a time: the machine has two cores, and each page waits on a stream.
+static BROWSER: Mutex<()> = Mutex::const_new(());
+static BUNDLES: OnceCell<PathBuf> = OnceCell::const_new();
+
+/// The pages' scripts, bundled once per run by `tests/browser/build.mjs`.
+async fn bundles() -> PathBuf {
+    BUNDLES
+        .get_or_init(|| async {
+            let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+            assert!(
+                here.join("node_modules/esbuild").exists(),
+                "the browser tests' packages are missing: run scripts/test.sh, which installs them"
+            );
+            let out = std::env::temp_dir().join(format!("protogate-bundles-{}", std::process::id()));
+            let status = tokio::process::Command::new("node")
+                .arg(here.join("build.mjs"))
+                .arg(&out)
+                .stdin(Stdio::null())
+                .status()
+                .await
+                .expect("node runs");
+            assert!(status.success(), "esbuild compiled the component and the SDK page");
+            out
+        })
+        .await
+        .clone()
+}
+
+/// A page server: fixed files, plus `/report`, whose body the test receives.
+struct Pages {
+    ip: &'static str,
+    port: u16,
+    reports: mpsc::Receiver<Value>,
+}
+
+impl Pages {
+    fn origin(&self) -> String {
+        format!("http://{}:{}", self.ip, self.port)
+    }
+    /// `ip:port`, as `--ip-address-space-overrides` names it.
+    fn address(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin())
+    }
+}
+
+async fn serve_pages(ip: &'static str, files: HashMap<&'static str, (&'static str, Vec<u8>)>) -> Pages {
+    let (tx, reports) = mpsc::channel(4);
+    let files = Arc::new(files);
     let app = Router::new()
-        .route("/", get(move || async move { Html(page(&endpoint)) }))
         .route(
             "/report",
             post(
@@ -90,19 +147,79 @@ async fn page_server(ip: &str, endpoint: String) -> (u16, mpsc::Receiver<Value>)
                 },
             ),
         )
+        .fallback(move |uri: Uri| {
+            let files = files.clone();
+            async move {
+                match files.get(uri.path()) {
+                    Some((kind, body)) => Response::builder()
+                        .header("content-type", *kind)
+                        .body(Body::from(body.clone()))
+                        .unwrap(),
+                    None => Response::builder().status(404).body(Body::empty()).unwrap(),
+                }
+            }
+        })
         .with_state(tx);
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (port, rx)
+    Pages { ip, port, reports }
 }
 
-/// Opens `url` in headless Chromium and waits for the page's report.
-async fn visit(url: &str, mut reports: mpsc::Receiver<Value>) -> Value {
+fn html(body: String) -> (&'static str, Vec<u8>) {
+    ("text/html; charset=utf-8", body.into_bytes())
+}
+
+async fn script(name: &str) -> (&'static str, Vec<u8>) {
+    let body = tokio::fs::read(bundles().await.join(name)).await.unwrap();
+    ("text/javascript", body)
+}
+
+/// Grants Local Network Access to `origins` through a managed policy file while alive.
+struct Permission(Option<PathBuf>);
+
+impl Permission {
+    fn grant(origins: &[String]) -> Self {
+        if origins.is_empty() {
+            return Permission(None);
+        }
+        std::fs::create_dir_all(POLICY_DIR).unwrap_or_else(|e| {
+            panic!("the tests grant Chrome's permission in {POLICY_DIR} (as root): {e}")
+        });
+        let path = PathBuf::from(POLICY_DIR).join(format!(
+            "protogate-test-{}-{}.json",
+            std::process::id(),
+            origins.join("_").replace([':', '/', '.'], "-")
+        ));
+        let policy = json!({ "LocalNetworkAccessAllowedForUrls": origins });
+        std::fs::write(&path, policy.to_string()).unwrap();
+        Permission(Some(path))
+    }
+}
+
+impl Drop for Permission {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Opens `url` in headless Chromium, with the `public` addresses treated as public and
+/// Local Network Access granted to the `granted` origins, and waits for a report.
+async fn visit(
+    url: &str,
+    public: &[String],
+    granted: &[String],
+    reports: &mut mpsc::Receiver<Value>,
+) -> Value {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "Chromium is missing: run the tests through scripts/test.sh, which installs it"
     );
+    let _one_at_a_time = BROWSER.lock().await;
+    let _permission = Permission::grant(granted);
+    let overrides: Vec<String> = public.iter().map(|a| format!("{a}=public")).collect();
     let profile = tempfile::tempdir().unwrap();
     let mut browser = tokio::process::Command::new(CHROMIUM)
         .args([
@@ -116,6 +233,7 @@ async fn visit(url: &str, mut reports: mpsc::Receiver<Value>) -> Value {
             "--disable-sync",
             "--disable-dev-shm-usage",
         ])
+        .arg(format!("--ip-address-space-overrides={}", overrides.join(",")))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .stdout(Stdio::null())
@@ -130,14 +248,31 @@ async fn visit(url: &str, mut reports: mpsc::Receiver<Value>) -> Value {
         .expect("a report")
 }
 
+async fn seed_page(ip: &'static str, endpoint: &str) -> Pages {
+    serve_pages(ip, HashMap::from([("/", html(page(endpoint)))])).await
+}
+
+async fn component_page(ip: &'static str) -> Pages {
+    let page = r#"<!doctype html><meta charset="utf-8"><title>prototype</title>
+<div id="root"></div><script src="/component.js"></script>"#;
+    serve_pages(
+        ip,
+        HashMap::from([
+            ("/", html(page.to_string())),
+            ("/component.js", script("component.js").await),
+        ]),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn the_seed_chat_loop_streams_in_chromium_from_an_allowed_origin_only() {
+async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access_is_granted() {
     let gw = spawn_gateway(settings(json!({}))).await;
     let endpoint = gw.url("/api/ai-gateway/stream");
 
-    // http://localhost:* is allowed by default; the gateway is on 127.0.0.1: cross-origin.
-    let (port, reports) = page_server("127.0.0.1", endpoint.clone()).await;
-    let report = visit(&format!("http://localhost:{port}/"), reports).await;
+    let mut pages = seed_page("127.0.0.1", &endpoint).await;
+    let granted = [pages.origin()];
+    let report = visit(&pages.url("/"), &[pages.address()], &granted, &mut pages.reports).await;
     assert_eq!(report["ok"], true, "{report}");
     let shown = report["shown"].as_str().unwrap();
     assert!(
@@ -150,23 +285,125 @@ async fn the_seed_chat_loop_streams_in_chromium_from_an_allowed_origin_only() {
         "no event was lost: {shown}"
     );
 
-    // http://127.0.0.2:* is not in the allowlist: the browser must block the call.
-    let (port, reports) = page_server("127.0.0.2", endpoint).await;
-    let report = visit(&format!("http://127.0.0.2:{port}/"), reports).await;
-    assert_eq!(report["ok"], false, "{report}");
+    let mut pages = seed_page("127.0.0.1", &endpoint).await;
+    let report = visit(&pages.url("/"), &[pages.address()], &[], &mut pages.reports).await;
+    assert_eq!(
+        report["ok"], false,
+        "without the permission a public page cannot reach loopback: {report}"
+    );
     assert!(
-        report["error"]
-            .as_str()
-            .unwrap()
-            .contains("Failed to fetch"),
+        report["error"].as_str().unwrap().contains("Failed to fetch"),
         "{report}"
     );
+
+    // A public page whose origin is not allowed: the browser blocks the answer, and the
+    // request log says why, even with the permission granted.
+    let mut pages = seed_page("127.0.0.2", &endpoint).await;
+    let granted = [pages.origin()];
+    let report = visit(&pages.url("/"), &[pages.address()], &granted, &mut pages.reports).await;
+    assert_eq!(report["ok"], false, "{report}");
     let refused = gw
         .log
         .recent()
         .into_iter()
-        .find(|r| r.origin.as_deref() == Some(&format!("http://127.0.0.2:{port}")))
+        .find(|r| r.origin.as_deref() == Some(pages.origin().as_str()))
         .expect("the refused call is in the request log");
     assert_eq!(refused.status, 403);
     assert!(refused.error.unwrap().contains("is not allowed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_framer_component_streams_and_explains_a_missing_permission() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let endpoint = gw.url("/api/ai-gateway/stream");
+    let path = format!("/?endpoint={endpoint}");
+
+    let mut pages = component_page("127.0.0.1").await;
+    let granted = [pages.origin()];
+    let report = visit(&pages.url(&path), &[pages.address()], &granted, &mut pages.reports).await;
+    assert_eq!(report["phase"], "done", "{report}");
+    let answer = report["answer"].as_str().unwrap();
+    assert!(
+        answer.starts_with("[Protogate demo]") && answer.contains("Hello from a Framer prototype"),
+        "the component shows the streamed answer: {answer}"
+    );
+    assert_eq!(report["problem"], "");
+
+    let mut pages = component_page("127.0.0.1").await;
+    let report = visit(&pages.url(&path), &[pages.address()], &[], &mut pages.reports).await;
+    assert_eq!(
+        report["phase"], "problem",
+        "without the permission the component says so instead of hanging: {report}"
+    );
+    let problem = report["problem"].as_str().unwrap();
+    // Headless Chromium turns the question down at once, as a person who dismissed it.
+    assert!(
+        problem.contains("Local network access") && problem.contains("Allow"),
+        "the guidance names the permission and the fix: {problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cross_origin_frame_the_permission_must_be_delegated() {
+    let gw = spawn_gateway(settings(json!({
+        "cors": {"allowed_origins": ["http://127.0.0.2:*"]},
+    })))
+    .await;
+    let endpoint = gw.url("/api/ai-gateway/stream");
+    let mut frame = component_page("127.0.0.2").await;
+    let frame_url = frame.url(&format!("/?endpoint={endpoint}"));
+
+    for (allow, phase) in [("", "problem"), (r#"allow="local-network-access""#, "done")] {
+        let outer = serve_pages(
+            "127.0.0.1",
+            HashMap::from([(
+                "/",
+                html(format!(
+                    r#"<!doctype html><title>canvas</title><iframe src="{frame_url}" {allow} width="600" height="400"></iframe>"#
+                )),
+            )]),
+        )
+        .await;
+        let granted = [outer.origin(), frame.origin()];
+        let public = [outer.address(), frame.address()];
+        let report = visit(&outer.url("/"), &public, &granted, &mut frame.reports).await;
+        assert_eq!(report["phase"], phase, "iframe {allow:?}: {report}");
+        if phase == "problem" {
+            let problem = report["problem"].as_str().unwrap();
+            assert!(
+                problem.contains("frame") && problem.contains("preview"),
+                "a frame that was not given the permission gets the canvas guidance: {problem}"
+            );
+        } else {
+            assert!(report["answer"]
+                .as_str()
+                .unwrap()
+                .starts_with("[Protogate demo]"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_streams_from_a_public_page() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([
+            (
+                "/",
+                html(r#"<!doctype html><title>sdk</title><script src="/sdk.js"></script>"#.into()),
+            ),
+            ("/sdk.js", script("sdk.js").await),
+        ]),
+    )
+    .await;
+    let granted = [pages.origin()];
+    let url = pages.url(&format!("/?base={}", gw.url("/v1")));
+    let report = visit(&url, &[pages.address()], &granted, &mut pages.reports).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[Protogate demo]") && text.contains("Hello from the OpenAI SDK"),
+        "{text}"
+    );
 }
