@@ -7,7 +7,7 @@ set -euo pipefail
 
 want=(build-essential pkg-config curl ca-certificates)
 if [[ "${1:-build}" == "test" ]]; then
-  want+=(chromium gnome-keyring dbus dbus-x11 libsecret-tools xvfb xauth)
+  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools xvfb xauth)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

@@ -11,18 +11,12 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::Uri;
-use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
+use common::pages::*;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Mutex, OnceCell};
+use tokio::sync::{mpsc, Mutex};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const POLICY_DIR: &str = "/etc/chromium/policies/managed";
@@ -87,93 +81,6 @@ sendMessage("Hello from a Framer prototype");
 
 /// One Chromium at a time: the machine has two cores, and each page waits on a stream.
 static BROWSER: Mutex<()> = Mutex::const_new(());
-static BUNDLES: OnceCell<PathBuf> = OnceCell::const_new();
-
-/// The pages' scripts, bundled once per run by `tests/browser/build.mjs`.
-async fn bundles() -> PathBuf {
-    BUNDLES
-        .get_or_init(|| async {
-            let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-            assert!(
-                here.join("node_modules/esbuild").exists(),
-                "the browser tests' packages are missing: run scripts/test.sh, which installs them"
-            );
-            let out = std::env::temp_dir().join(format!("protogate-bundles-{}", std::process::id()));
-            let status = tokio::process::Command::new("node")
-                .arg(here.join("build.mjs"))
-                .arg(&out)
-                .stdin(Stdio::null())
-                .status()
-                .await
-                .expect("node runs");
-            assert!(status.success(), "esbuild compiled the component and the SDK page");
-            out
-        })
-        .await
-        .clone()
-}
-
-/// A page server: fixed files, plus `/report`, whose body the test receives.
-struct Pages {
-    ip: &'static str,
-    port: u16,
-    reports: mpsc::Receiver<Value>,
-}
-
-impl Pages {
-    fn origin(&self) -> String {
-        format!("http://{}:{}", self.ip, self.port)
-    }
-    /// `ip:port`, as `--ip-address-space-overrides` names it.
-    fn address(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin())
-    }
-}
-
-async fn serve_pages(ip: &'static str, files: HashMap<&'static str, (&'static str, Vec<u8>)>) -> Pages {
-    let (tx, reports) = mpsc::channel(4);
-    let files = Arc::new(files);
-    let app = Router::new()
-        .route(
-            "/report",
-            post(
-                |State(tx): State<mpsc::Sender<Value>>, body: String| async move {
-                    let _ = tx
-                        .send(serde_json::from_str(&body).unwrap_or(Value::Null))
-                        .await;
-                },
-            ),
-        )
-        .fallback(move |uri: Uri| {
-            let files = files.clone();
-            async move {
-                match files.get(uri.path()) {
-                    Some((kind, body)) => Response::builder()
-                        .header("content-type", *kind)
-                        .body(Body::from(body.clone()))
-                        .unwrap(),
-                    None => Response::builder().status(404).body(Body::empty()).unwrap(),
-                }
-            }
-        })
-        .with_state(tx);
-    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Pages { ip, port, reports }
-}
-
-fn html(body: String) -> (&'static str, Vec<u8>) {
-    ("text/html; charset=utf-8", body.into_bytes())
-}
-
-async fn script(name: &str) -> (&'static str, Vec<u8>) {
-    let body = tokio::fs::read(bundles().await.join(name)).await.unwrap();
-    ("text/javascript", body)
-}
 
 /// Grants Local Network Access to `origins` through a managed policy file while alive.
 struct Permission(Option<PathBuf>);
@@ -233,7 +140,10 @@ async fn visit(
             "--disable-sync",
             "--disable-dev-shm-usage",
         ])
-        .arg(format!("--ip-address-space-overrides={}", overrides.join(",")))
+        .arg(format!(
+            "--ip-address-space-overrides={}",
+            overrides.join(",")
+        ))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .stdout(Stdio::null())
@@ -252,19 +162,6 @@ async fn seed_page(ip: &'static str, endpoint: &str) -> Pages {
     serve_pages(ip, HashMap::from([("/", html(page(endpoint)))])).await
 }
 
-async fn component_page(ip: &'static str) -> Pages {
-    let page = r#"<!doctype html><meta charset="utf-8"><title>prototype</title>
-<div id="root"></div><script src="/component.js"></script>"#;
-    serve_pages(
-        ip,
-        HashMap::from([
-            ("/", html(page.to_string())),
-            ("/component.js", script("component.js").await),
-        ]),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access_is_granted() {
     let gw = spawn_gateway(settings(json!({}))).await;
@@ -272,7 +169,13 @@ async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access
 
     let mut pages = seed_page("127.0.0.1", &endpoint).await;
     let granted = [pages.origin()];
-    let report = visit(&pages.url("/"), &[pages.address()], &granted, &mut pages.reports).await;
+    let report = visit(
+        &pages.url("/"),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+    )
+    .await;
     assert_eq!(report["ok"], true, "{report}");
     let shown = report["shown"].as_str().unwrap();
     assert!(
@@ -292,7 +195,10 @@ async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access
         "without the permission a public page cannot reach loopback: {report}"
     );
     assert!(
-        report["error"].as_str().unwrap().contains("Failed to fetch"),
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("Failed to fetch"),
         "{report}"
     );
 
@@ -300,7 +206,13 @@ async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access
     // request log says why, even with the permission granted.
     let mut pages = seed_page("127.0.0.2", &endpoint).await;
     let granted = [pages.origin()];
-    let report = visit(&pages.url("/"), &[pages.address()], &granted, &mut pages.reports).await;
+    let report = visit(
+        &pages.url("/"),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+    )
+    .await;
     assert_eq!(report["ok"], false, "{report}");
     let refused = gw
         .log
@@ -320,7 +232,13 @@ async fn the_framer_component_streams_and_explains_a_missing_permission() {
 
     let mut pages = component_page("127.0.0.1").await;
     let granted = [pages.origin()];
-    let report = visit(&pages.url(&path), &[pages.address()], &granted, &mut pages.reports).await;
+    let report = visit(
+        &pages.url(&path),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+    )
+    .await;
     assert_eq!(report["phase"], "done", "{report}");
     let answer = report["answer"].as_str().unwrap();
     assert!(
@@ -330,7 +248,13 @@ async fn the_framer_component_streams_and_explains_a_missing_permission() {
     assert_eq!(report["problem"], "");
 
     let mut pages = component_page("127.0.0.1").await;
-    let report = visit(&pages.url(&path), &[pages.address()], &[], &mut pages.reports).await;
+    let report = visit(
+        &pages.url(&path),
+        &[pages.address()],
+        &[],
+        &mut pages.reports,
+    )
+    .await;
     assert_eq!(
         report["phase"], "problem",
         "without the permission the component says so instead of hanging: {report}"

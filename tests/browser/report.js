@@ -1,9 +1,14 @@
-// Waits until the component has finished (answer done, or a problem shown) and posts
-// what a person would see to the page's own server.
+// Waits until the component has finished (answer done, a problem shown) or shows a hint
+// while the browser asks for its permission, and posts what a person would see to the
+// page's own server.
 export function reportWhenSettled(root, start) {
     const settled = () => {
         const card = root.querySelector("[data-phase]")
-        return card && ["done", "problem", "stopped"].includes(card.dataset.phase)
+        return (
+            card &&
+            (["done", "problem", "stopped"].includes(card.dataset.phase) ||
+                root.querySelector("[data-role=hint]"))
+        )
     }
     const send = () => {
         const card = root.querySelector("[data-phase]")
@@ -13,6 +18,7 @@ export function reportWhenSettled(root, start) {
                 phase: card.dataset.phase,
                 answer: root.querySelector("[data-role=answer]")?.textContent ?? "",
                 problem: root.querySelector("[data-role=problem]")?.textContent ?? "",
+                hint: root.querySelector("[data-role=hint]")?.textContent ?? "",
             }),
         })
     }

@@ -5,6 +5,7 @@
 pub mod mock_anthropic;
 pub mod mock_asap;
 pub mod mock_openai;
+pub mod pages;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -24,6 +24,7 @@ export default function ProtogateChat(props: Props) {
     const [answer, setAnswer] = useState("")
     const [phase, setPhase] = useState<Phase>("idle")
     const [problem, setProblem] = useState("")
+    const [hint, setHint] = useState("")
     const controller = useRef<AbortController | null>(null)
 
     async function send() {
@@ -32,7 +33,12 @@ export default function ProtogateChat(props: Props) {
         controller.current = abort
         setAnswer("")
         setProblem("")
+        setHint("")
         setPhase("asking")
+        // Firefox holds the call while it asks for the permission: say where to look.
+        const waiting = setTimeout(async () => {
+            if ((await localNetworkPermission()) === "prompt") setHint(ASKING)
+        }, 2500)
         let response: Response
         try {
             response = await fetch(endpoint, {
@@ -47,6 +53,9 @@ export default function ProtogateChat(props: Props) {
             if (abort.signal.aborted) return setPhase("stopped")
             setProblem(await diagnose(endpoint))
             return setPhase("problem")
+        } finally {
+            clearTimeout(waiting)
+            setHint("")
         }
         if (!response.ok) {
             const body = await response.json().catch(() => ({}))
@@ -81,6 +90,11 @@ export default function ProtogateChat(props: Props) {
                     {answer}
                 </p>
             )}
+            {hint && (
+                <p style={styles.hint} data-role="hint">
+                    {hint}
+                </p>
+            )}
             {problem && (
                 <p style={styles.problem} data-role="problem">
                     {problem}
@@ -89,6 +103,10 @@ export default function ProtogateChat(props: Props) {
         </div>
     )
 }
+
+const ASKING =
+    "Your browser is asking whether this page may reach apps on your device (see the " +
+    "address bar). Choose Allow to talk to Protogate."
 
 /** Reads `data:` events, carrying a line cut across two network reads to the next one. */
 async function readStream(response: Response, onText: (text: string) => void) {
@@ -225,5 +243,6 @@ const styles: Record<string, CSSProperties> = {
     button: { padding: "8px 16px", borderRadius: 8, border: "none", background: "#0a66ff", color: "#fff", font: "inherit" },
     secondary: { padding: "8px 16px", borderRadius: 8, border: "1px solid #ddd", background: "#fff", font: "inherit" },
     answer: { margin: 0, whiteSpace: "pre-wrap", lineHeight: 1.5 },
+    hint: { margin: 0, color: "#555", lineHeight: 1.4 },
     problem: { margin: 0, padding: 10, borderRadius: 8, background: "#fff4e5", color: "#7a4100", lineHeight: 1.4 },
 }
