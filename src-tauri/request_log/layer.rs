@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body::Body as _;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Record, RecordHandle, RequestLog};
+use super::{LogEventKind, Record, RecordHandle, RequestLog};
 use crate::error::ErrorNote;
 use crate::gateway::ClientStall;
 
@@ -38,7 +38,8 @@ pub async fn record_requests(
             .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
         ..Record::default()
     };
-    let handle = RecordHandle::new(record, log.max_text_chars());
+    let handle = log.open(record);
+    handle.publish(LogEventKind::Started);
     req.extensions_mut().insert(handle.clone());
     let stall = req
         .extensions()
@@ -53,6 +54,7 @@ pub async fn record_requests(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    handle.publish(LogEventKind::Updated);
 
     let inner = std::mem::take(response.body_mut());
     *response.body_mut() = Body::new(CountedBody {

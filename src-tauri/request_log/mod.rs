@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 pub use layer::{record_requests, REQUEST_ID_HEADER};
-pub use record::{Record, RecordHandle};
+pub use record::{LogEvent, LogEventKind, Record, RecordHandle};
 
 const FILE_PREFIX: &str = "requests";
 const FILE_SUFFIX: &str = "jsonl";
@@ -36,7 +36,7 @@ struct Inner {
     ring: Mutex<VecDeque<Record>>,
     capacity: usize,
     max_text_chars: usize,
-    live: broadcast::Sender<Record>,
+    live: broadcast::Sender<LogEvent>,
     /// Buffered; flushed every [`FLUSH_EVERY`] and when the last handle goes.
     file: Option<Mutex<BufWriter<RollingFileAppender>>>,
     dir: Option<PathBuf>,
@@ -104,8 +104,9 @@ impl RequestLog {
         self.inner.dir.as_deref()
     }
 
-    pub(crate) fn max_text_chars(&self) -> usize {
-        self.inner.max_text_chars
+    /// A handle for a new request's record, which publishes its progress to subscribers.
+    pub(crate) fn open(&self, record: Record) -> RecordHandle {
+        RecordHandle::new(record, self.inner.max_text_chars).publishing(self.inner.live.clone())
     }
 
     /// Stores a finished record everywhere it belongs.
@@ -123,7 +124,12 @@ impl RequestLog {
                 let _ = file.lock().expect("log file lock").write_all(&line);
             }
         }
-        let _ = self.inner.live.send(record.clone());
+        if self.inner.live.receiver_count() > 0 {
+            let _ = self.inner.live.send(LogEvent {
+                kind: LogEventKind::Finished,
+                record: record.clone(),
+            });
+        }
         let mut ring = self.inner.ring.lock().expect("ring lock");
         if ring.len() == self.inner.capacity {
             ring.pop_front();
@@ -142,8 +148,10 @@ impl RequestLog {
             .collect()
     }
 
-    /// New records as they are finished.
-    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+    /// Each request as it starts, moves on (response head, first token) and finishes, so
+    /// the window can show a two-minute stream from its first second. Nothing is built
+    /// for this while nobody subscribes.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogEvent> {
         self.inner.live.subscribe()
     }
 

@@ -6,8 +6,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 use crate::chat::Usage;
+
+/// A record's progress, as the live log publishes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEvent {
+    pub kind: LogEventKind,
+    pub record: Record,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEventKind {
+    /// The request arrived: method, path, origin.
+    Started,
+    /// The response head (status, provider, model) or the first token.
+    Updated,
+    /// The response ended; the record is final and in the ring and the files.
+    Finished,
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Record {
@@ -39,6 +58,7 @@ pub struct RecordHandle {
     inner: Arc<Mutex<Record>>,
     start: Instant,
     max_text_chars: usize,
+    live: Option<broadcast::Sender<LogEvent>>,
 }
 
 impl RecordHandle {
@@ -47,7 +67,25 @@ impl RecordHandle {
             inner: Arc::new(Mutex::new(record)),
             start: Instant::now(),
             max_text_chars,
+            live: None,
         }
+    }
+
+    /// The same handle, publishing its progress on `live`.
+    pub(crate) fn publishing(mut self, live: broadcast::Sender<LogEvent>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Sends the record as it stands, if anyone listens.
+    pub(crate) fn publish(&self, kind: LogEventKind) {
+        let Some(live) = &self.live else { return };
+        if live.receiver_count() == 0 {
+            return;
+        }
+        let mut record = self.with(|r| r.clone());
+        record.latency_ms = ms(self.start);
+        let _ = live.send(LogEvent { kind, record });
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> R {
@@ -68,7 +106,8 @@ impl RecordHandle {
     pub fn push_answer(&self, text: &str) {
         let start = self.start;
         let max = self.max_text_chars;
-        self.with(|r| {
+        let first = self.with(|r| {
+            let first = r.ttft_ms.is_none();
             r.ttft_ms.get_or_insert_with(|| ms(start));
             let room = max.saturating_sub(r.answer_chars);
             if room > 0 {
@@ -77,7 +116,11 @@ impl RecordHandle {
                 answer.extend(text.chars().take(room));
                 r.answer_chars += answer[before..].chars().count();
             }
+            first
         });
+        if first {
+            self.publish(LogEventKind::Updated);
+        }
     }
 
     pub fn set_usage(&self, usage: Usage) {
