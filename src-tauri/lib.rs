@@ -9,6 +9,8 @@
 //! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
+//! - [`controller`]: start, stop and restart the gateway, watch its state, change its
+//!   settings while it runs; shared by the tray app and the command line.
 //! - [`cli`]: the command line (`serve`, `secrets`, `providers`, `check`).
 //!
 //! The core never names Tauri; the desktop shell arrives behind the `desktop` feature.
@@ -16,6 +18,7 @@
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod gateway;
 pub mod providers;

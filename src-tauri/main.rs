@@ -1,9 +1,18 @@
-//! The `protogate` binary: parses the command line and hands over to the library.
+//! The `protogate` binary: the command line, and without a subcommand the tray app.
 //!
 //! No `windows_subsystem = "windows"` here: on Windows it would cut `protogate serve` and
-//! `protogate secrets set` off from the terminal they run in (no output, no prompt). The
-//! desktop app, when it lands, hides its console itself when started without a subcommand.
+//! `protogate secrets set` off from the terminal they run in (no output, no prompt).
+
+#[cfg(feature = "desktop")]
+mod desktop;
 
 fn main() -> std::process::ExitCode {
-    protogate::cli::main()
+    #[cfg(feature = "desktop")]
+    let desktop = Some(protogate::cli::DesktopApp {
+        available: desktop::display_available,
+        run: desktop::run,
+    });
+    #[cfg(not(feature = "desktop"))]
+    let desktop = None;
+    protogate::cli::main(desktop)
 }

@@ -3,14 +3,12 @@
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{load_config, SecretsCommand, ServeArgs};
-use crate::chat::{ChatRequest, Message, Role};
 use crate::config::{Config, ProviderKind};
-use crate::providers::{AsapSigner, Provider, Registry, Upstream};
+use crate::providers::{AsapSigner, Registry, Upstream};
 use crate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE};
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -179,7 +177,7 @@ pub fn check(config_path: Option<PathBuf>) -> Result<(), String> {
     let failures = runtime()?.block_on(async {
         let mut failures = 0;
         for p in registry(&config, &store).all() {
-            match check_one(p).await {
+            match p.check().await.map(|_| ()) {
                 Ok(()) => println!("{}: ok", p.id()),
                 Err(e) => {
                     failures += 1;
@@ -192,22 +190,5 @@ pub fn check(config_path: Option<PathBuf>) -> Result<(), String> {
     match failures {
         0 => Ok(()),
         n => Err(format!("{n} provider(s) failed the check")),
-    }
-}
-
-async fn check_one(provider: &Provider) -> Result<(), String> {
-    let request = ChatRequest {
-        model: provider.config().default_model.clone(),
-        messages: vec![Message {
-            role: Role::User,
-            content: "ping".into(),
-        }],
-        max_tokens: Some(1),
-        ..ChatRequest::default()
-    };
-    match tokio::time::timeout(Duration::from_secs(60), provider.complete(request)).await {
-        Err(_) => Err("no answer within 60 s".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(_)) => Ok(()),
     }
 }

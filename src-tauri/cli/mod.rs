@@ -62,8 +62,17 @@ pub struct ServeArgs {
     pub port: Option<u16>,
 }
 
-/// Runs the command line; the exit code says whether it went well.
-pub fn main() -> ExitCode {
+/// The desktop app, when the binary has one: whether it can run here (a display), and
+/// how to run it with a settings path.
+pub struct DesktopApp {
+    pub available: fn() -> bool,
+    pub run: fn(Option<PathBuf>) -> Result<(), String>,
+}
+
+/// Runs the command line; the exit code says whether it went well. Without a
+/// subcommand the desktop app starts, or, with no display (or no desktop build), the
+/// headless gateway, as `protogate serve`.
+pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let config = cli.config;
@@ -72,13 +81,17 @@ pub fn main() -> ExitCode {
         Some(Command::Secrets(command)) => commands::secrets(config, command),
         Some(Command::Providers) => commands::providers(config),
         Some(Command::Check) => commands::check(config),
-        None => {
-            eprintln!(
-                "protogate: the desktop window is not built yet; running the headless gateway \
-                 (same as `protogate serve`)"
-            );
-            serve(config, ServeArgs::default())
-        }
+        None => match desktop {
+            Some(app) if (app.available)() => (app.run)(config),
+            Some(_) => {
+                eprintln!(
+                    "protogate: no display to show the tray and window in; running the \
+                     headless gateway (same as `protogate serve`)"
+                );
+                serve(config, ServeArgs::default())
+            }
+            None => serve(config, ServeArgs::default()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

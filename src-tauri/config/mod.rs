@@ -267,9 +267,37 @@ pub fn read_raw_or_create(path: &Path) -> Result<RawConfig, ConfigError> {
     parse_raw(&text, &path.display().to_string())
 }
 
+/// Writes `text` to `path` through a temporary file in the same directory, renamed over
+/// the old file: a crash or a full disk never leaves a half-written settings file.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let write_err = |source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(write_err)?;
+    temp.as_file().sync_all().map_err(write_err)?;
+    temp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
+
 /// Parses and checks settings text; `source` names it in error messages.
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     Config::from_raw(parse_raw(text, source)?, source)
+}
+
+/// Reads settings given as JSON (the window's form), naming the field of a mistake.
+pub fn parse_raw_value(value: serde_json::Value, source: &str) -> Result<RawConfig, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::Invalid {
+            path: source.to_string(),
+            field,
+            message: e.into_inner().to_string(),
+        }
+    })
 }
 
 fn parse_raw(text: &str, source: &str) -> Result<RawConfig, ConfigError> {

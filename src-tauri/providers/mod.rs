@@ -115,6 +115,25 @@ impl Provider {
         }
     }
 
+    /// One cheap call (one token) to show that the provider answers: its text, or the
+    /// error in plain words.
+    pub async fn check(&self) -> Result<String, String> {
+        let request = ChatRequest {
+            model: self.config().default_model.clone(),
+            messages: vec![crate::chat::Message {
+                role: crate::chat::Role::User,
+                content: "ping".into(),
+            }],
+            max_tokens: Some(1),
+            ..ChatRequest::default()
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(60), self.complete(request)).await {
+            Err(_) => Err("no answer within 60 s".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(completion)) => Ok(completion.text),
+        }
+    }
+
     /// Starts a streamed answer. Returns once the upstream has accepted the request, so
     /// errors up to that point can still be answered with a status code.
     pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {

@@ -1,0 +1,195 @@
+//! The gateway as an app runs it: started, stopped and restarted on demand, its state
+//! watchable, its settings changed while it runs. The tray, the window and the command
+//! line share this; it knows nothing of Tauri.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigError, RawConfig};
+use crate::gateway::{self, AppState};
+use crate::request_log::RequestLog;
+use crate::secrets::SecretStore;
+
+/// Where the gateway stands, as the tray's status line says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayState {
+    Starting,
+    Running { addr: SocketAddr },
+    Stopped,
+    /// It could not start: "port 5711 on 127.0.0.1 is already in use ...".
+    Failed { reason: String },
+}
+
+impl GatewayState {
+    /// The endpoint a prototype calls, while running.
+    pub fn endpoint(&self) -> Option<String> {
+        match self {
+            GatewayState::Running { addr } => Some(endpoint_url(*addr)),
+            _ => None,
+        }
+    }
+}
+
+/// `http://127.0.0.1:PORT` for a loopback or unspecified bind, else the bound address.
+pub fn endpoint_url(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A cheap-clone handle on the one gateway an app runs.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings_path: PathBuf,
+    /// The settings as on disk; only valid ones are ever stored here.
+    raw: Mutex<RawConfig>,
+    log: RequestLog,
+    secrets: SecretStore,
+    state: watch::Sender<GatewayState>,
+    /// Serialises start, stop and restart.
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Controller {
+    /// A stopped gateway with the settings at `settings_path` (already read and valid).
+    pub fn new(
+        settings_path: PathBuf,
+        raw: RawConfig,
+        log: RequestLog,
+        secrets: SecretStore,
+    ) -> Self {
+        Controller {
+            inner: Arc::new(Inner {
+                settings_path,
+                raw: Mutex::new(raw),
+                log,
+                secrets,
+                state: watch::channel(GatewayState::Stopped).0,
+                running: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Follows the state: the tray and the window redraw on each change.
+    pub fn watch(&self) -> watch::Receiver<GatewayState> {
+        self.inner.state.subscribe()
+    }
+
+    pub fn state(&self) -> GatewayState {
+        self.inner.state.borrow().clone()
+    }
+
+    pub fn log(&self) -> &RequestLog {
+        &self.inner.log
+    }
+
+    pub fn secrets(&self) -> &SecretStore {
+        &self.inner.secrets
+    }
+
+    pub fn settings_path(&self) -> &Path {
+        &self.inner.settings_path
+    }
+
+    /// The settings as written in the file.
+    pub fn settings(&self) -> RawConfig {
+        self.inner.raw.lock().expect("settings lock").clone()
+    }
+
+    /// The settings, checked.
+    pub fn config(&self) -> Config {
+        let source = self.inner.settings_path.display().to_string();
+        Config::from_raw(self.settings(), &source).expect("only valid settings are stored")
+    }
+
+    /// Starts listening; a port in use or another bind error becomes `Failed` with the
+    /// reason. Starting a running gateway changes nothing.
+    pub async fn start(&self) -> GatewayState {
+        let mut running = self.inner.running.lock().await;
+        if running.is_some() {
+            return self.state();
+        }
+        self.inner.state.send_replace(GatewayState::Starting);
+        let config = self.config();
+        let listener = match gateway::bind(&config).await {
+            Ok(listener) => listener,
+            Err(e) => return self.set(GatewayState::Failed { reason: e.to_string() }),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(e) => {
+                let reason = format!("cannot read the bound address: {e}");
+                return self.set(GatewayState::Failed { reason });
+            }
+        };
+        let state = AppState::new(config, self.inner.log.clone(), self.inner.secrets.clone());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(gateway::serve(listener, state, stop.clone().cancelled_owned()));
+        *running = Some(Running { stop, task });
+        self.set(GatewayState::Running { addr })
+    }
+
+    /// Stops listening and lets open streams finish for a few seconds.
+    pub async fn stop(&self) -> GatewayState {
+        let mut running = self.inner.running.lock().await;
+        if let Some(Running { stop, task }) = running.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        self.set(GatewayState::Stopped)
+    }
+
+    /// Stops, then starts with the current settings.
+    pub async fn restart(&self) -> GatewayState {
+        self.stop().await;
+        self.start().await
+    }
+
+    /// Checks `raw`, writes it atomically (a temporary file renamed over the old one, so
+    /// the file is never half-written), and applies it: a running gateway restarts on
+    /// the new settings. A mistake leaves both the file and the running gateway as
+    /// they were.
+    pub async fn save_settings(&self, raw: RawConfig) -> Result<GatewayState, ConfigError> {
+        let source = self.inner.settings_path.display().to_string();
+        Config::from_raw(raw.clone(), &source)?;
+        config::write_atomically(&self.inner.settings_path, &raw.to_json())?;
+        *self.inner.raw.lock().expect("settings lock") = raw;
+        let was_running = self.inner.running.lock().await.is_some();
+        Ok(if was_running {
+            self.restart().await
+        } else {
+            self.state()
+        })
+    }
+
+    /// Approves one site: adds its exact origin to `cors.allowed_origins` and saves.
+    pub async fn approve_origin(&self, origin: &str) -> Result<GatewayState, ConfigError> {
+        let mut raw = self.settings();
+        if !raw.cors.allowed_origins.iter().any(|o| o == origin) {
+            raw.cors.allowed_origins.push(origin.to_string());
+        }
+        self.save_settings(raw).await
+    }
+
+    fn set(&self, state: GatewayState) -> GatewayState {
+        self.inner.state.send_replace(state.clone());
+        state
+    }
+}
