@@ -8,4 +8,5 @@ scripts/install-deps.sh build
 # A Rust installed just now by rustup is not on PATH yet.
 if ! command -v cargo >/dev/null 2>&1 && [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
 cargo build --release --locked
-exec target/release/protogate serve "$@"
+# No subcommand: the tray app where there is a display, else the headless gateway.
+exec target/release/protogate "$@"

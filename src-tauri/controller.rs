@@ -19,10 +19,14 @@ use crate::secrets::SecretStore;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GatewayState {
     Starting,
-    Running { addr: SocketAddr },
+    Running {
+        addr: SocketAddr,
+    },
     Stopped,
     /// It could not start: "port 5711 on 127.0.0.1 is already in use ...".
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl GatewayState {
@@ -130,7 +134,11 @@ impl Controller {
         let config = self.config();
         let listener = match gateway::bind(&config).await {
             Ok(listener) => listener,
-            Err(e) => return self.set(GatewayState::Failed { reason: e.to_string() }),
+            Err(e) => {
+                return self.set(GatewayState::Failed {
+                    reason: e.to_string(),
+                })
+            }
         };
         let addr = match listener.local_addr() {
             Ok(addr) => addr,
@@ -141,7 +149,11 @@ impl Controller {
         };
         let state = AppState::new(config, self.inner.log.clone(), self.inner.secrets.clone());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(gateway::serve(listener, state, stop.clone().cancelled_owned()));
+        let task = tokio::spawn(gateway::serve(
+            listener,
+            state,
+            stop.clone().cancelled_owned(),
+        ));
         *running = Some(Running { stop, task });
         self.set(GatewayState::Running { addr })
     }

@@ -199,7 +199,11 @@ async fn provider_test(controller: State<'_, Controller>, id: String) -> Answer<
     Ok(match result {
         Ok(answer) => TestView {
             ok: true,
-            message: if answer.is_empty() { "It answered.".into() } else { answer },
+            message: if answer.is_empty() {
+                "It answered.".into()
+            } else {
+                answer
+            },
             latency_ms,
         },
         Err(e) => TestView {
@@ -225,7 +229,11 @@ async fn key_view(controller: &Controller, id: &str) -> KeyView {
 }
 
 #[tauri::command]
-async fn secret_set(controller: State<'_, Controller>, id: String, value: String) -> Answer<KeyView> {
+async fn secret_set(
+    controller: State<'_, Controller>,
+    id: String,
+    value: String,
+) -> Answer<KeyView> {
     let value = SecretString::from(value.trim().to_string());
     let secrets = controller.secrets().clone();
     let account = id.clone();

@@ -33,8 +33,8 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
     };
     let first_launch = !path.exists();
     let raw = config::read_raw_or_create(&path).map_err(|e| e.to_string())?;
-    let checked =
-        config::Config::from_raw(raw.clone(), &path.display().to_string()).map_err(|e| e.to_string())?;
+    let checked = config::Config::from_raw(raw.clone(), &path.display().to_string())
+        .map_err(|e| e.to_string())?;
     let log_dir = checked.log.dir.clone().or_else(config::default_log_dir);
     let log = RequestLog::new(
         log_dir.as_deref(),
@@ -71,7 +71,16 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
             tray::create(app.handle())?;
             events::forward(app.handle(), &controller);
             let starting = controller.clone();
-            tauri::async_runtime::spawn(async move { starting.start().await });
+            tauri::async_runtime::spawn(async move {
+                let state = starting.start().await;
+                match state.endpoint() {
+                    Some(endpoint) => println!(
+                        "Protogate {} running in the tray, listening on {endpoint}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    None => eprintln!("protogate: the gateway did not start: {state:?}"),
+                }
+            });
             if first_launch {
                 window::show(app.handle());
             }
@@ -89,7 +98,9 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
 
     app.run(|app, event| match event {
         // The last window closing is no reason to quit a tray app.
-        RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            api, code: None, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => {
             let controller = app.state::<Controller>().inner().clone();
             tauri::async_runtime::block_on(controller.stop());

@@ -28,7 +28,14 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, "open", "Open Protogate", true, None::<&str>)?;
     let logs = MenuItem::with_id(app, "logs", "Open log folder", true, None::<&str>)?;
     let at_login = app.autolaunch().is_enabled().unwrap_or(false);
-    let login = CheckMenuItem::with_id(app, "login", "Launch at login", true, at_login, None::<&str>)?;
+    let login = CheckMenuItem::with_id(
+        app,
+        "login",
+        "Launch at login",
+        true,
+        at_login,
+        None::<&str>,
+    )?;
     let quit = MenuItem::with_id(app, "quit", "Quit Protogate", true, None::<&str>)?;
     let menu = Menu::with_items(
         app,
@@ -52,7 +59,11 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
         .show_menu_on_left_click(true)
         .on_menu_event(move |app, event| on_menu(app, event.id.as_ref()))
         .build(app)?;
-    app.manage(TrayItems { status, toggle, copy });
+    app.manage(TrayItems {
+        status,
+        toggle,
+        copy,
+    });
     Ok(())
 }
 
@@ -62,7 +73,9 @@ fn on_menu(app: &AppHandle, id: &str) {
         "toggle" => {
             tauri::async_runtime::spawn(async move {
                 match controller.state() {
-                    GatewayState::Running { .. } | GatewayState::Starting => controller.stop().await,
+                    GatewayState::Running { .. } | GatewayState::Starting => {
+                        controller.stop().await
+                    }
                     _ => controller.start().await,
                 }
             });
@@ -75,7 +88,9 @@ fn on_menu(app: &AppHandle, id: &str) {
         "open" => window::show(app),
         "logs" => {
             if let Some(dir) = controller.log().dir() {
-                let _ = app.opener().open_path(dir.display().to_string(), None::<&str>);
+                let _ = app
+                    .opener()
+                    .open_path(dir.display().to_string(), None::<&str>);
             }
         }
         "login" => {
@@ -96,7 +111,11 @@ pub fn show_state(app: &AppHandle, state: &GatewayState) {
     if let Some(items) = app.try_state::<TrayItems>() {
         let _ = items.status.set_text(status_line(state));
         let running = matches!(state, GatewayState::Running { .. } | GatewayState::Starting);
-        let _ = items.toggle.set_text(if running { "Stop gateway" } else { "Start gateway" });
+        let _ = items.toggle.set_text(if running {
+            "Stop gateway"
+        } else {
+            "Start gateway"
+        });
         let _ = items.copy.set_enabled(state.endpoint().is_some());
     }
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
@@ -126,7 +145,9 @@ fn short_reason(reason: &str) -> &str {
 fn icon(state: &GatewayState) -> Image<'static> {
     let bytes: &'static [u8] = match state {
         GatewayState::Running { .. } => include_bytes!("../../icons/tray-running.png"),
-        GatewayState::Stopped | GatewayState::Starting => include_bytes!("../../icons/tray-stopped.png"),
+        GatewayState::Stopped | GatewayState::Starting => {
+            include_bytes!("../../icons/tray-stopped.png")
+        }
         GatewayState::Failed { .. } => include_bytes!("../../icons/tray-error.png"),
     };
     Image::from_bytes(bytes).expect("the tray icons are valid PNGs")

@@ -127,7 +127,8 @@ impl Provider {
             max_tokens: Some(1),
             ..ChatRequest::default()
         };
-        match tokio::time::timeout(std::time::Duration::from_secs(60), self.complete(request)).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(60), self.complete(request)).await
+        {
             Err(_) => Err("no answer within 60 s".into()),
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(completion)) => Ok(completion.text),

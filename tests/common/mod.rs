@@ -2,6 +2,7 @@
 //! OpenAI upstream that speaks the documented chunk format, and small client helpers.
 #![allow(dead_code)]
 
+pub mod desktop;
 pub mod mock_anthropic;
 pub mod mock_asap;
 pub mod mock_openai;

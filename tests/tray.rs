@@ -1,0 +1,320 @@
+//! The tray, for real: this test is the desktop's tray host. It owns
+//! `org.kde.StatusNotifierWatcher` on a private session bus, receives the app's tray item,
+//! reads its menu over `com.canonical.dbusmenu`, and clicks it as a person would: the
+//! status line tells the endpoint, Stop stops the gateway, Start starts it, the icon
+//! changes with the state, Copy endpoint fills the clipboard, and Quit ends the app.
+#![cfg(feature = "desktop")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::desktop::Desktop;
+use common::*;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+/// Tray items that registered: (bus name, object path).
+#[derive(Clone, Default)]
+struct Watcher {
+    items: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl Watcher {
+    async fn register_status_notifier_item(
+        &self,
+        service: &str,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+    ) {
+        let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
+        let item = if service.starts_with('/') {
+            (sender, service.to_string())
+        } else {
+            (service.to_string(), "/StatusNotifierItem".to_string())
+        };
+        self.items.lock().unwrap().push(item);
+    }
+
+    async fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+
+    #[zbus(property)]
+    fn registered_status_notifier_items(&self) -> Vec<String> {
+        let items = self.items.lock().unwrap();
+        items
+            .iter()
+            .map(|(bus, path)| format!("{bus}{path}"))
+            .collect()
+    }
+}
+
+/// One menu entry: its dbusmenu id and label (mnemonic underscores removed).
+#[derive(Debug, Clone)]
+struct Entry {
+    id: i32,
+    label: String,
+    enabled: bool,
+}
+
+/// A dbusmenu layout node, `(ia{sv}av)`.
+#[derive(Debug, serde::Deserialize, zbus::zvariant::Type, zbus::zvariant::OwnedValue)]
+struct Layout {
+    id: i32,
+    props: HashMap<String, OwnedValue>,
+    children: Vec<OwnedValue>,
+}
+
+fn entries(node: Layout, out: &mut Vec<Entry>) {
+    let text = |name: &str| {
+        node.props
+            .get(name)
+            .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+    };
+    let label = text("label").unwrap_or_default().replace('_', "");
+    let enabled = node
+        .props
+        .get("enabled")
+        .and_then(|v| bool::try_from(v.try_clone().ok()?).ok())
+        .unwrap_or(true);
+    out.push(Entry {
+        id: node.id,
+        label,
+        enabled,
+    });
+    for child in node.children {
+        if let Ok(child) = Layout::try_from(child) {
+            entries(child, out);
+        }
+    }
+}
+
+struct Tray {
+    item: zbus::Proxy<'static>,
+    menu: zbus::Proxy<'static>,
+}
+
+impl Tray {
+    async fn entries(&self) -> Vec<Entry> {
+        let reply = self
+            .menu
+            .call_method("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+            .await
+            .expect("the menu answers GetLayout");
+        let (_revision, layout): (u32, Layout) =
+            reply.body().deserialize().expect("a dbusmenu layout");
+        let mut out = vec![];
+        entries(layout, &mut out);
+        out
+    }
+
+    async fn entry(&self, label_starts: &str) -> Entry {
+        self.entries()
+            .await
+            .into_iter()
+            .find(|e| e.label.starts_with(label_starts))
+            .unwrap_or_else(|| panic!("a menu item starting with {label_starts:?}"))
+    }
+
+    async fn click(&self, label_starts: &str) {
+        let entry = self.entry(label_starts).await;
+        self.menu
+            .call_method("Event", &(entry.id, "clicked", Value::I32(0), 0u32))
+            .await
+            .expect("the menu takes the click");
+    }
+
+    /// Waits until the status line (the first item) starts with `want`.
+    async fn wait_status(&self, want: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            if let Some(first) = self
+                .entries()
+                .await
+                .into_iter()
+                .find(|e| !e.label.is_empty())
+            {
+                last = first.label;
+                if last.starts_with(want) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the status line should start with {want:?}; it says {last:?}");
+    }
+
+    /// The icon's image: appindicator hands it over as a file whose path is `IconName`
+    /// (or a name under `IconThemePath`).
+    async fn icon(&self) -> Vec<u8> {
+        let name: String = self.item.get_property("IconName").await.unwrap_or_default();
+        let dir: String = self
+            .item
+            .get_property("IconThemePath")
+            .await
+            .unwrap_or_default();
+        let path = if name.starts_with('/') {
+            std::path::PathBuf::from(&name)
+        } else {
+            std::path::Path::new(&dir).join(format!("{name}.png"))
+        };
+        std::fs::read(&path).unwrap_or_else(|e| panic!("the tray icon {path:?}: {e}"))
+    }
+}
+
+async fn clipboard(display: &str) -> String {
+    let out = tokio::process::Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", display)
+        .output()
+        .await
+        .expect("xclip is installed by scripts/install-deps.sh test");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
+    let desktop = Desktop::start();
+    let watcher = Watcher::default();
+    let bus = zbus::connection::Builder::address(desktop.bus.as_str())
+        .unwrap()
+        .name("org.kde.StatusNotifierWatcher")
+        .unwrap()
+        .serve_at("/StatusNotifierWatcher", watcher.clone())
+        .unwrap()
+        .build()
+        .await
+        .expect("the test owns the tray watcher name");
+
+    let home = tempfile::tempdir().unwrap();
+    let settings_dir = home.path().join("config/protogate");
+    std::fs::create_dir_all(&settings_dir).unwrap();
+    std::fs::write(
+        settings_dir.join("settings.json"),
+        settings(json_port_zero()).to_string(),
+    )
+    .unwrap();
+    let mut app = desktop
+        .command(&binary(), home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let mut registered = None;
+    for _ in 0..200 {
+        registered = watcher.items.lock().unwrap().first().cloned();
+        if registered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (name, path) = registered.expect("the app registers its tray item within seconds");
+    // Uncached: appindicator announces a new icon with its own signal, not
+    // PropertiesChanged, so a cached IconName would be stale.
+    let item: zbus::Proxy<'static> = zbus::proxy::Builder::new(&bus)
+        .destination(name.clone())
+        .unwrap()
+        .path(path)
+        .unwrap()
+        .interface("org.kde.StatusNotifierItem")
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let menu_path: OwnedObjectPath = item
+        .get_property("Menu")
+        .await
+        .expect("the item has a menu");
+    let menu = zbus::Proxy::new_owned(bus.clone(), name, menu_path, "com.canonical.dbusmenu")
+        .await
+        .unwrap();
+    let tray = Tray { item, menu };
+
+    let status = tray.wait_status("Running on http://127.0.0.1:").await;
+    let endpoint = status.trim_start_matches("Running on ").to_string();
+    let health = || reqwest::get(format!("{endpoint}/health"));
+    assert_eq!(
+        health().await.unwrap().status(),
+        200,
+        "the tray's endpoint answers"
+    );
+    let running_icon = tray.icon().await;
+
+    tray.click("Copy endpoint").await;
+    let mut copied = String::new();
+    for _ in 0..50 {
+        copied = clipboard(&desktop.display).await;
+        if copied == endpoint {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        copied, endpoint,
+        "Copy endpoint puts the URL on the clipboard"
+    );
+
+    tray.click("Stop gateway").await;
+    tray.wait_status("Stopped").await;
+    assert!(health().await.is_err(), "a stopped gateway answers nothing");
+    assert!(
+        tray.entry("Start gateway").await.enabled,
+        "the toggle now offers Start"
+    );
+    assert!(
+        !tray.entry("Copy endpoint").await.enabled,
+        "nothing to copy while stopped"
+    );
+    let mut stopped_icon = tray.icon().await;
+    for _ in 0..20 {
+        if stopped_icon != running_icon {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stopped_icon = tray.icon().await;
+    }
+    assert!(
+        stopped_icon != running_icon,
+        "the icon shows the state: stopped differs from running"
+    );
+
+    tray.click("Start gateway").await;
+    let status = tray.wait_status("Running on").await;
+    let endpoint = status.trim_start_matches("Running on ").to_string();
+    assert_eq!(
+        reqwest::get(format!("{endpoint}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "started again from the tray"
+    );
+
+    tray.click("Quit Protogate").await;
+    let exit = tokio::time::timeout(Duration::from_secs(15), app.wait())
+        .await
+        .expect("Quit ends the app")
+        .unwrap();
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    assert!(
+        reqwest::get(format!("{endpoint}/health")).await.is_err(),
+        "the gateway ends with the app"
+    );
+}
+
+fn json_port_zero() -> serde_json::Value {
+    serde_json::json!({"port": 0})
+}
