@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Protogate and starts it, on a fresh Debian/Ubuntu machine: installs what the
-# build needs, builds the release binary, and runs the gateway (headless until the
-# desktop window lands), printing its endpoint. Extra arguments go to `protogate serve`.
+# build needs, builds the release binary, and starts the tray app (its window opens on
+# the first launch), or the headless gateway where there is no display, printing the
+# endpoint. Extra arguments go to `protogate` (`scripts/run.sh serve --port 0`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
