@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, RawConfig};
-use crate::gateway::{self, AppState};
+use crate::gateway::{self, AppState, LiveRouter};
 use crate::request_log::RequestLog;
 use crate::secrets::SecretStore;
 
@@ -69,6 +69,7 @@ struct Inner {
 struct Running {
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    live: LiveRouter,
 }
 
 impl Controller {
@@ -147,21 +148,18 @@ impl Controller {
                 return self.set(GatewayState::Failed { reason });
             }
         };
-        let state = AppState::new(config, self.inner.log.clone(), self.inner.secrets.clone());
+        let live = LiveRouter::new(self.app_state(config));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(gateway::serve(
-            listener,
-            state,
-            stop.clone().cancelled_owned(),
-        ));
-        *running = Some(Running { stop, task });
+        let serving = gateway::serve_live(listener, live.clone(), stop.clone().cancelled_owned());
+        let task = tokio::spawn(serving);
+        *running = Some(Running { stop, task, live });
         self.set(GatewayState::Running { addr })
     }
 
     /// Stops listening and lets open streams finish for a few seconds.
     pub async fn stop(&self) -> GatewayState {
         let mut running = self.inner.running.lock().await;
-        if let Some(Running { stop, task }) = running.take() {
+        if let Some(Running { stop, task, .. }) = running.take() {
             stop.cancel();
             let _ = task.await;
         }
@@ -175,20 +173,31 @@ impl Controller {
     }
 
     /// Checks `raw`, writes it atomically (a temporary file renamed over the old one, so
-    /// the file is never half-written), and applies it: a running gateway restarts on
-    /// the new settings. A mistake leaves both the file and the running gateway as
-    /// they were.
+    /// the file is never half-written), and applies it to a running gateway: origins,
+    /// providers, limits, token and log settings from the next request on, with no
+    /// request failed; only a new host or port restarts the listener. A mistake leaves
+    /// both the file and the running gateway as they were.
     pub async fn save_settings(&self, raw: RawConfig) -> Result<GatewayState, ConfigError> {
         let source = self.inner.settings_path.display().to_string();
-        Config::from_raw(raw.clone(), &source)?;
+        let config = Config::from_raw(raw.clone(), &source)?;
         config::write_atomically(&self.inner.settings_path, &raw.to_json())?;
+        let before = self.config();
         *self.inner.raw.lock().expect("settings lock") = raw;
-        let was_running = self.inner.running.lock().await.is_some();
-        Ok(if was_running {
-            self.restart().await
-        } else {
-            self.state()
-        })
+        let running = self.inner.running.lock().await;
+        let Some(current) = running.as_ref() else {
+            return Ok(self.state());
+        };
+        if (config.host, config.port) == (before.host, before.port) {
+            current.live.replace(self.app_state(config));
+            return Ok(self.state());
+        }
+        drop(running);
+        Ok(self.restart().await)
+    }
+
+    fn app_state(&self, config: Config) -> AppState {
+        let secrets = self.inner.secrets.clone();
+        AppState::new(config, self.inner.log.clone(), secrets)
     }
 
     /// Approves one site: adds its exact origin to `cors.allowed_origins` and saves.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -47,19 +47,13 @@ impl Listener for DeadlineListener {
 }
 
 /// Set when a connection was closed because its client stopped reading; handed to each
-/// request as `ConnectInfo` so the request log can say so.
+/// request as `ConnectInfo` (see `server.rs`) so the request log can say so.
 #[derive(Clone, Debug, Default)]
 pub struct ClientStall(Arc<AtomicBool>);
 
 impl ClientStall {
     pub fn stalled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl axum::extract::connect_info::Connected<IncomingStream<'_, DeadlineListener>> for ClientStall {
-    fn connect_info(stream: IncomingStream<'_, DeadlineListener>) -> Self {
-        stream.io().stalled.clone()
     }
 }
 
@@ -73,6 +67,11 @@ pub struct DeadlineStream {
 }
 
 impl DeadlineStream {
+    /// The flag the request log reads for this connection.
+    pub fn stall(&self) -> ClientStall {
+        self.stalled.clone()
+    }
+
     /// Runs one write attempt: a success disarms the timer, a wait arms it, and a wait
     /// past the deadline becomes an error.
     fn guard<T>(

@@ -6,6 +6,7 @@ mod conn;
 mod encoders;
 mod guard;
 mod routes;
+mod server;
 mod sse;
 mod state;
 
@@ -20,13 +21,11 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
 
 pub use conn::ClientStall;
+pub use server::{serve_live, LiveRouter, DRAIN};
 pub use state::AppState;
 
 use crate::config::Config;
 use crate::request_log::{self, REQUEST_ID_HEADER};
-
-/// How long open streams may run on after shutdown is asked for.
-const DRAIN: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -114,25 +113,12 @@ fn cors_layer() -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Serves until `shutdown` completes, then lets open requests finish for a few seconds.
+/// Serves until `shutdown` completes, then lets open requests finish for a few seconds
+/// and ends the connections still open.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let token = tokio_util::sync::CancellationToken::new();
-    let stop = token.clone();
-    let listener = conn::DeadlineListener {
-        inner: listener,
-        deadline: state.config.limits.idle_timeout,
-    };
-    let app = router(state).into_make_service_with_connect_info::<ClientStall>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        stop.cancel();
-    });
-    tokio::select! {
-        result = server => result,
-        _ = async { token.cancelled().await; tokio::time::sleep(DRAIN).await } => Ok(()),
-    }
+    serve_live(listener, LiveRouter::new(state), shutdown).await
 }

@@ -1,0 +1,106 @@
+//! The accept loop: each connection served by hyper with the router that is current when
+//! a request arrives, so settings can change under a running gateway. Connections are
+//! tracked, so a stop really stops: once the drain time is over, every connection still
+//! open (a long stream and its upstream call) is ended, not left running in the
+//! background of a long-lived app.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use super::conn::DeadlineListener;
+use super::{router, AppState};
+
+/// How long open requests may run on after a stop is asked for.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// The state and router a gateway serves, replaceable while it runs: requests already
+/// under way finish with what they started with, the next ones get the new settings.
+#[derive(Clone)]
+pub struct LiveRouter(Arc<ArcSwap<Live>>);
+
+struct Live {
+    state: AppState,
+    router: Router,
+}
+
+impl LiveRouter {
+    pub fn new(state: AppState) -> Self {
+        LiveRouter(Arc::new(ArcSwap::from_pointee(Live {
+            router: router(state.clone()),
+            state,
+        })))
+    }
+
+    /// Serves `state` from the next request on.
+    pub fn replace(&self, state: AppState) {
+        self.0.store(Arc::new(Live {
+            router: router(state.clone()),
+            state,
+        }));
+    }
+
+    /// The state requests are served with now.
+    pub fn state(&self) -> AppState {
+        self.0.load().state.clone()
+    }
+}
+
+/// Serves until `shutdown` completes, then lets open requests finish for [`DRAIN`] and
+/// ends the connections still open.
+pub async fn serve_live(
+    listener: TcpListener,
+    live: LiveRouter,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut listener = DeadlineListener {
+        inner: listener,
+        deadline: live.state().config.limits.idle_timeout,
+    };
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (io, _addr) = listener.accept() => {
+                let stall = io.stall();
+                let live = live.clone();
+                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                    let mut request = request.map(Body::new);
+                    request.extensions_mut().insert(ConnectInfo(stall.clone()));
+                    let router = live.0.load().router.clone();
+                    async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
+                let connection = graceful.watch(connection);
+                connections.spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN) => {}
+    }
+    connections.shutdown().await;
+    Ok(())
+}
