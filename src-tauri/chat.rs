@@ -10,10 +10,82 @@ pub enum Role {
     Assistant,
 }
 
+/// One turn: what was said, in order. Tool results are parts of a user turn, as in
+/// Anthropic's format; OpenAI's `tool` messages are read into and written from them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    Text(String),
+    Image(ImageSource),
+    /// The assistant asked to call a tool.
+    ToolCall(ToolCall),
+    /// A tool's answer to an earlier call.
+    ToolResult(ToolResult),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImageSource {
+    /// Inline image data: OpenAI's `data:` URLs and Anthropic's base64 blocks.
+    Base64 { media_type: String, data: String },
+    Url(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text, as OpenAI carries them.
+    pub arguments: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolResult {
+    pub call_id: String,
     pub content: String,
+    pub is_error: bool,
+}
+
+/// A function the model may call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// Some tool must be called.
+    Required,
+    Named(String),
+}
+
+impl Message {
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message {
+            role,
+            parts: vec![Part::Text(text.into())],
+        }
+    }
+
+    /// The text parts, joined: what the request log shows and the demo echoes.
+    pub fn text_content(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// One chat turn to answer. `native` keeps the client's own body when it is already in
@@ -31,6 +103,12 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     /// The client asked for a usage report at the end of the stream.
     pub include_usage: bool,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    /// Fields of the client's body that have no equivalent in the canonical model (e.g.
+    /// `response_format`): fine when the body passes through to a provider of the same
+    /// format, a 400 naming them when it would have to be translated.
+    pub untranslatable: Vec<String>,
     pub native: Option<NativeBody>,
 }
 
@@ -42,13 +120,13 @@ pub enum NativeBody {
 }
 
 impl ChatRequest {
-    /// The last user message, which is what the request log shows as "the prompt".
-    pub fn prompt(&self) -> &str {
+    /// The last user message's text, which is what the request log shows as "the prompt".
+    pub fn prompt(&self) -> String {
         self.messages
             .iter()
             .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.content.as_str())
+            .find(|m| m.role == Role::User && m.parts.iter().any(|p| matches!(p, Part::Text(_))))
+            .map(Message::text_content)
             .unwrap_or_default()
     }
 }
@@ -94,6 +172,14 @@ impl FinishReason {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChatEvent {
     Text(String),
+    /// A tool call begins; `index` counts tool calls in this answer, from 0.
+    ToolCallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    /// More of a tool call's arguments (JSON text, in pieces).
+    ToolCallDelta { index: usize, arguments: String },
     Finish(FinishReason),
     Usage(Usage),
     /// The upstream's own end marker (`[DONE]`, `message_stop`): the answer is complete.
@@ -128,6 +214,7 @@ impl Frame {
 #[derive(Clone, Debug, Default)]
 pub struct Completion {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
     pub finish: Option<FinishReason>,
     pub usage: Option<Usage>,
     /// The upstream's body verbatim, for a client that speaks the upstream's format.

@@ -57,6 +57,8 @@ pub enum ProviderError {
         status: u16,
         location: String,
     },
+    #[error("the request cannot be sent to provider '{provider}': {message}")]
+    Untranslatable { provider: String, message: String },
     #[error("model `{model}` cannot be used with provider '{provider}': {reason}")]
     BadModel {
         provider: String,
@@ -86,7 +88,8 @@ impl ProviderError {
                 status: 400 | 404 | 422,
                 ..
             }
-            | ProviderError::BadModel { .. } => StatusCode::BAD_REQUEST,
+            | ProviderError::BadModel { .. }
+            | ProviderError::Untranslatable { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -109,7 +112,9 @@ impl ProviderError {
             } => {
                 json!({"provider": provider, "env_var": env_var})
             }
-            ProviderError::BadKey { provider, .. } | ProviderError::BadModel { provider, .. } => {
+            ProviderError::BadKey { provider, .. }
+            | ProviderError::BadModel { provider, .. }
+            | ProviderError::Untranslatable { provider, .. } => {
                 json!({"provider": provider})
             }
             ProviderError::Secret { provider, .. }

@@ -55,12 +55,23 @@ fn route<'a>(
         .route(provider, model)
         .map_err(GatewayError::bad_request)?;
     chat.model = model;
-    record.set_request(provider.id(), &chat.model, chat.prompt());
+    record.set_request(provider.id(), &chat.model, &chat.prompt());
     let passthrough = matches!(
         (&native, provider.kind()),
         (Some(NativeBody::OpenAi(_)), ProviderKind::OpenAi)
             | (Some(NativeBody::Anthropic(_)), ProviderKind::Anthropic)
     );
+    // What cannot be translated is refused by name, never dropped; the demo provider
+    // answers anything with its labelled canned text.
+    if !passthrough && provider.kind() != ProviderKind::Demo && !chat.untranslatable.is_empty() {
+        return Err(GatewayError::bad_request(format!(
+            "{} cannot be translated for provider '{}' ({}); send it to a provider of the \
+             request's own format, or leave it out",
+            chat.untranslatable.join(", "),
+            provider.id(),
+            provider.kind()
+        )));
+    }
     if passthrough {
         chat.native = native;
     }

@@ -43,7 +43,10 @@ pub fn response(
                             ChatEvent::Text(text) => record.push_answer(text),
                             ChatEvent::Usage(usage) => record.set_usage(*usage),
                             ChatEvent::End => end = true,
-                            ChatEvent::Finish(_) => {}
+                            ChatEvent::ToolCallStart { name, .. } => {
+                                record.push_answer(&format!("[calls {name}] "))
+                            }
+                            ChatEvent::Finish(_) | ChatEvent::ToolCallDelta { .. } => {}
                         }
                     }
                     encoder.encode(&frame, &mut out);

@@ -64,19 +64,24 @@ impl AnthropicProvider {
     }
 
     /// The client's own body when it is Anthropic's (taken, not copied), else a new one.
-    fn body(request: &mut ChatRequest, stream: bool) -> Value {
+    fn body(&self, request: &mut ChatRequest, stream: bool) -> Result<Value, ProviderError> {
         match request.native.take() {
             Some(NativeBody::Anthropic(mut body)) => {
                 body.insert("model".into(), request.model.clone().into());
                 body.insert("stream".into(), stream.into());
-                Value::Object(body)
+                Ok(Value::Object(body))
             }
-            _ => wire::request_body(request, Dialect::Api { stream }),
+            _ => wire::request_body(request, Dialect::Api { stream }).map_err(|message| {
+                ProviderError::Untranslatable {
+                    provider: self.id().into(),
+                    message,
+                }
+            }),
         }
     }
 
     pub async fn stream(&self, mut request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        let response = self.request(&Self::body(&mut request, true)).await?;
+        let response = self.request(&self.body(&mut request, true)?).await?;
         let mut decoder = EventDecoder::default();
         Ok(http::frames(
             &self.upstream,
@@ -88,7 +93,7 @@ impl AnthropicProvider {
     }
 
     pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
-        let response = self.request(&Self::body(&mut request, false)).await?;
+        let response = self.request(&self.body(&mut request, false)?).await?;
         http::read_body(&self.upstream, response, self.id(), wire::decode_message).await
     }
 }

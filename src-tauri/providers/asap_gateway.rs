@@ -97,6 +97,12 @@ impl AsapGatewayProvider {
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
         let url = self.url(&chat.model, stream)?;
+        let body = wire::request_body(chat, Dialect::Bedrock).map_err(|message| {
+            ProviderError::Untranslatable {
+                provider: self.id().into(),
+                message,
+            }
+        })?;
         let pem = http::credential(&self.upstream, &self.config, &FLAVOR)
             .await?
             .expect("a required credential is present");
@@ -122,7 +128,7 @@ impl AsapGatewayProvider {
                 },
             )
             .header("authorization", authorization)
-            .json(&wire::request_body(chat, Dialect::Bedrock));
+            .json(&body);
         let result = http::send(&self.upstream, request, self.id(), &FLAVOR).await;
         if let Err(ProviderError::KeyRejected { .. }) = result {
             self.signer.forget();

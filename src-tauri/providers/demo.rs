@@ -22,7 +22,7 @@ impl DemoProvider {
     }
 
     pub fn stream(&self, request: ChatRequest) -> FrameStream {
-        let answer = answer(request.prompt());
+        let answer = answer(&request.prompt(), !request.tools.is_empty());
         let usage = usage(&request, &answer);
         let delay = self.config.chunk_delay;
         let words: Vec<String> = answer.split_inclusive(' ').map(String::from).collect();
@@ -41,18 +41,20 @@ impl DemoProvider {
     }
 
     pub fn complete(&self, request: &ChatRequest) -> Completion {
-        let text = answer(request.prompt());
+        let text = answer(&request.prompt(), !request.tools.is_empty());
         Completion {
             usage: Some(usage(request, &text)),
             text,
+            tool_calls: vec![],
             finish: Some(FinishReason::Stop),
             raw: None,
         }
     }
 }
 
-/// The canned answer. It says what it is, so nobody mistakes it for a model's reply.
-pub fn answer(prompt: &str) -> String {
+/// The canned answer. It says what it is, so nobody mistakes it for a model's reply, and
+/// that it calls no tools when it was offered some.
+pub fn answer(prompt: &str, offered_tools: bool) -> String {
     let prompt = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
     let echo: String = prompt.chars().take(ECHO_CHARS).collect();
     let ellipsis = if prompt.chars().count() > ECHO_CHARS {
@@ -60,9 +62,14 @@ pub fn answer(prompt: &str) -> String {
     } else {
         ""
     };
+    let tools = if offered_tools {
+        " It was offered tools and calls none: a real model may."
+    } else {
+        ""
+    };
     format!(
         "[Protogate demo] This is the built-in demo provider answering offline, not an AI model. \
-         You asked: \u{201c}{echo}{ellipsis}\u{201d}. Your prototype is wired up correctly: \
+         You asked: \u{201c}{echo}{ellipsis}\u{201d}.{tools} Your prototype is wired up correctly: \
          add a provider and a key in Protogate to get real answers, with no change to your component."
     )
 }
@@ -72,7 +79,7 @@ fn usage(request: &ChatRequest, answer: &str) -> Usage {
     let input: usize = request
         .messages
         .iter()
-        .map(|m| m.content.len())
+        .map(|m| m.text_content().len())
         .sum::<usize>()
         + request.system.as_deref().map_or(0, str::len);
     Usage {
@@ -87,14 +94,14 @@ mod tests {
 
     #[test]
     fn answer_is_labelled_and_echoes_the_prompt() {
-        let a = answer("What is   a   prototype?");
+        let a = answer("What is   a   prototype?", false);
         assert!(a.starts_with("[Protogate demo]"));
         assert!(a.contains("\u{201c}What is a prototype?\u{201d}"), "{a}");
     }
 
     #[test]
     fn long_prompts_are_cut_in_the_echo() {
-        let a = answer(&"x".repeat(1000));
+        let a = answer(&"x".repeat(1000), false);
         assert!(a.contains('…') && a.len() < 600);
     }
 }

@@ -120,10 +120,7 @@ impl Provider {
     pub async fn check(&self) -> Result<String, String> {
         let request = ChatRequest {
             model: self.config().default_model.clone(),
-            messages: vec![crate::chat::Message {
-                role: crate::chat::Role::User,
-                content: "ping".into(),
-            }],
+            messages: vec![crate::chat::Message::text(crate::chat::Role::User, "ping")],
             max_tokens: Some(1),
             ..ChatRequest::default()
         };

@@ -57,15 +57,9 @@ impl SeedRequest {
                     )))
                 }
             };
-            messages.push(Message {
-                role,
-                content: turn.content,
-            });
+            messages.push(Message::text(role, turn.content));
         }
-        messages.push(Message {
-            role: Role::User,
-            content: self.message,
-        });
+        messages.push(Message::text(Role::User, self.message));
         Ok(ChatRequest {
             system,
             messages,
@@ -86,7 +80,11 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 out.extend_from_slice(b"\n\n");
             }
             ChatEvent::End => out.extend_from_slice(b"data: [DONE]\n\n"),
-            ChatEvent::Finish(_) | ChatEvent::Usage(_) => {}
+            // The seed contract has text only; its requests carry no tools.
+            ChatEvent::Finish(_)
+            | ChatEvent::Usage(_)
+            | ChatEvent::ToolCallStart { .. }
+            | ChatEvent::ToolCallDelta { .. } => {}
         }
     }
 }

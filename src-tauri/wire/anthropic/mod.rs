@@ -3,13 +3,15 @@
 //! Format: <https://docs.anthropic.com/en/api/messages-streaming>.
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{field_err, ClientRequest, DecodeError};
-use crate::chat::{
-    ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, RawEvent, Role, Usage,
-};
-use crate::error::GatewayError;
+mod request;
+
+pub use request::{parse_request, request_body, Dialect};
+
+use super::DecodeError;
+use crate::chat::{ChatEvent, Completion, FinishReason, Frame, RawEvent, ToolCall, Usage};
+use request::blocks_text;
 
 /// The Messages API version Protogate speaks upstream.
 pub const API_VERSION: &str = "2023-06-01";
@@ -17,136 +19,6 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
 /// Anthropic requires `max_tokens`; clients in other formats often leave it out.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
-
-pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
-    let ClientRequest { model, stream, .. } = ClientRequest::read(body)?;
-    let system = match body.get("system") {
-        None | Some(Value::Null) => None,
-        Some(s) => {
-            Some(blocks_text(s).ok_or_else(|| field_err("system", "a string or text blocks"))?)
-        }
-    };
-    let Some(Value::Array(raw)) = body.get("messages") else {
-        return Err(field_err("messages", "an array of {role, content}"));
-    };
-    if raw.is_empty() {
-        return Err(field_err("messages", "a non-empty array"));
-    }
-    let mut messages = Vec::with_capacity(raw.len());
-    for (i, m) in raw.iter().enumerate() {
-        let role = match m.get("role").and_then(Value::as_str) {
-            Some("user") => Role::User,
-            Some("assistant") => Role::Assistant,
-            _ => {
-                return Err(field_err(
-                    &format!("messages[{i}].role"),
-                    "user or assistant",
-                ))
-            }
-        };
-        let content = m.get("content").and_then(blocks_text).ok_or_else(|| {
-            field_err(
-                &format!("messages[{i}].content"),
-                "a string or content blocks",
-            )
-        })?;
-        messages.push(Message { role, content });
-    }
-    let max_tokens = match body.get("max_tokens") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| field_err("max_tokens", "a positive integer"))?
-                .min(u32::MAX.into()) as u32,
-        ),
-    };
-    let stop = body
-        .get("stop_sequences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(ClientRequest {
-        model,
-        stream,
-        chat: ChatRequest {
-            system,
-            messages,
-            max_tokens,
-            temperature: body.get("temperature").and_then(Value::as_f64),
-            top_p: body.get("top_p").and_then(Value::as_f64),
-            stop,
-            include_usage: true,
-            ..ChatRequest::default()
-        },
-    })
-}
-
-/// Text of a string or of the text blocks (also inside `tool_result` blocks).
-fn blocks_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(blocks) => Some(
-            blocks
-                .iter()
-                .filter_map(|b| match b.get("type").and_then(Value::as_str) {
-                    Some("text") => b.get("text").and_then(Value::as_str).map(String::from),
-                    Some("tool_result") => b.get("content").and_then(blocks_text),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        _ => None,
-    }
-}
-
-/// Who receives a body built from the canonical request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    /// Anthropic's own API: `model` and `stream` in the body.
-    Api { stream: bool },
-    /// Bedrock's `InvokeModel[WithResponseStream]`: the model and streaming are in the URL.
-    Bedrock,
-}
-
-pub fn request_body(chat: &ChatRequest, dialect: Dialect) -> Value {
-    let messages: Vec<Value> = chat
-        .messages
-        .iter()
-        .map(|m| json!({"role": m.role, "content": [{"type": "text", "text": m.content}]}))
-        .collect();
-    let mut body = json!({
-        "max_tokens": chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": messages,
-    });
-    let obj = body.as_object_mut().expect("object");
-    match dialect {
-        Dialect::Api { stream } => {
-            obj.insert("model".into(), chat.model.clone().into());
-            obj.insert("stream".into(), stream.into());
-        }
-        Dialect::Bedrock => {
-            obj.insert("anthropic_version".into(), BEDROCK_VERSION.into());
-        }
-    }
-    if let Some(system) = &chat.system {
-        obj.insert("system".into(), system.clone().into());
-    }
-    if let Some(t) = chat.temperature {
-        obj.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = chat.top_p {
-        obj.insert("top_p".into(), p.into());
-    }
-    if !chat.stop.is_empty() {
-        obj.insert("stop_sequences".into(), chat.stop.clone().into());
-    }
-    body
-}
 
 fn stop_reason(name: &str) -> FinishReason {
     match name {
@@ -168,10 +40,13 @@ fn stop_reason_name(reason: FinishReason) -> &'static str {
 }
 
 /// Decodes a stream's events; keeps the input token count from `message_start` so the
-/// usage reported at the end is whole.
+/// usage reported at the end is whole, and numbers `tool_use` blocks as tool calls (a
+/// block index counts text blocks too; a tool call index does not).
 #[derive(Debug, Default)]
 pub struct EventDecoder {
     input_tokens: u64,
+    /// Block index → tool call index, for the `tool_use` blocks seen so far.
+    tool_blocks: Vec<(u64, usize)>,
 }
 
 impl EventDecoder {
@@ -195,13 +70,37 @@ impl EventDecoder {
             "message_start" => {
                 self.input_tokens = v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
             }
-            "content_block_delta" => {
-                if let Some(text) = v["delta"]["text"].as_str() {
-                    if !text.is_empty() {
-                        events.push(ChatEvent::Text(text.to_string()));
+            "content_block_start" if v["content_block"]["type"] == "tool_use" => {
+                let block = v["index"].as_u64().unwrap_or(0);
+                let index = self.tool_blocks.len();
+                self.tool_blocks.push((block, index));
+                let text = |f: &str| v["content_block"][f].as_str().unwrap_or_default().to_string();
+                events.push(ChatEvent::ToolCallStart {
+                    index,
+                    id: text("id"),
+                    name: text("name"),
+                });
+            }
+            "content_block_delta" => match v["delta"]["type"].as_str() {
+                Some("input_json_delta") => {
+                    let block = v["index"].as_u64().unwrap_or(0);
+                    let partial = v["delta"]["partial_json"].as_str().unwrap_or_default();
+                    let index = self.tool_blocks.iter().find(|(b, _)| *b == block).map(|(_, i)| *i);
+                    if let (Some(index), false) = (index, partial.is_empty()) {
+                        events.push(ChatEvent::ToolCallDelta {
+                            index,
+                            arguments: partial.to_string(),
+                        });
                     }
                 }
-            }
+                _ => {
+                    if let Some(text) = v["delta"]["text"].as_str() {
+                        if !text.is_empty() {
+                            events.push(ChatEvent::Text(text.to_string()));
+                        }
+                    }
+                }
+            },
             "message_delta" => {
                 if let Some(reason) = v["delta"]["stop_reason"].as_str() {
                     events.push(ChatEvent::Finish(stop_reason(reason)));
@@ -235,7 +134,7 @@ impl EventDecoder {
                     error_message(&v).unwrap_or_else(|| data.to_string()),
                 ))
             }
-            _ => {} // ping, content_block_start/stop
+            _ => {} // ping, text content_block_start, content_block_stop
         }
         Ok(Frame {
             raw: Some(RawEvent {
@@ -263,6 +162,17 @@ pub fn decode_message(body: Bytes) -> Result<Completion, DecodeError> {
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let text = v.get("content").and_then(blocks_text).unwrap_or_default();
+    let tool_calls = v["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| ToolCall {
+            id: b["id"].as_str().unwrap_or_default().to_string(),
+            name: b["name"].as_str().unwrap_or_default().to_string(),
+            arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+        })
+        .collect();
     let finish = v
         .get("stop_reason")
         .and_then(Value::as_str)
@@ -273,35 +183,66 @@ pub fn decode_message(body: Bytes) -> Result<Completion, DecodeError> {
     });
     Ok(Completion {
         text,
+        tool_calls,
         finish,
         usage,
         raw: Some(body),
     })
 }
 
+/// A tool call's arguments as the object Anthropic's `input` is; text that is not a
+/// JSON object is kept under `arguments` rather than lost.
+fn tool_input(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(value @ Value::Object(_)) => value,
+        _ if arguments.trim().is_empty() => json!({}),
+        _ => json!({ "arguments": arguments }),
+    }
+}
+
 /// A `message` object for a client that did not stream.
 pub fn message_json(model: &str, completion: &Completion) -> Value {
     let usage = completion.usage.unwrap_or_default();
+    let mut content = vec![];
+    if !completion.text.is_empty() || completion.tool_calls.is_empty() {
+        content.push(json!({"type": "text", "text": completion.text}));
+    }
+    for call in &completion.tool_calls {
+        content.push(json!({"type": "tool_use", "id": call.id, "name": call.name,
+            "input": tool_input(&call.arguments)}));
+    }
     json!({
         "id": format!("msg_{}", uuid::Uuid::new_v4().simple()),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": completion.text}],
+        "content": content,
         "stop_reason": stop_reason_name(completion.finish.unwrap_or(FinishReason::Stop)),
         "stop_sequence": null,
         "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
     })
 }
 
-/// Writes Anthropic stream events for a client, from any provider's frames.
+/// The block the encoder has open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpenBlock {
+    None,
+    Text,
+    /// A `tool_use` block for this tool call index.
+    Tool(usize),
+}
+
+/// Writes Anthropic stream events for a client, from any provider's frames: text and
+/// tool calls become numbered content blocks, each started and stopped in turn.
 pub struct EventEncoder {
     id: String,
     model: String,
     /// Frames carry Anthropic events already: forward them verbatim.
     passthrough: bool,
     started: bool,
-    block_open: bool,
+    open: OpenBlock,
+    /// Index of the open block, or of the next one.
+    block: usize,
     finish: Option<FinishReason>,
     usage: Usage,
 }
@@ -313,10 +254,33 @@ impl EventEncoder {
             model,
             passthrough,
             started: false,
-            block_open: false,
+            open: OpenBlock::None,
+            block: 0,
             finish: None,
             usage: Usage::default(),
         }
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        if self.open != OpenBlock::None {
+            write_json(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": self.block}),
+            );
+            self.open = OpenBlock::None;
+            self.block += 1;
+        }
+    }
+
+    fn open_block(&mut self, out: &mut Vec<u8>, open: OpenBlock, block: Value) {
+        self.close_block(out);
+        self.open = open;
+        write_json(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": self.block, "content_block": block}),
+        );
     }
 
     pub fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
@@ -338,31 +302,35 @@ impl EventEncoder {
         for event in &frame.events {
             match event {
                 ChatEvent::Text(text) => {
-                    if !self.block_open {
-                        self.block_open = true;
-                        write_json(
-                            out,
-                            "content_block_start",
-                            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-                        );
+                    if self.open != OpenBlock::Text {
+                        self.open_block(out, OpenBlock::Text, json!({"type": "text", "text": ""}));
                     }
                     write_json(
                         out,
                         "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+                        &json!({"type": "content_block_delta", "index": self.block,
+                            "delta": {"type": "text_delta", "text": text}}),
                     );
+                }
+                ChatEvent::ToolCallStart { index, id, name } => self.open_block(
+                    out,
+                    OpenBlock::Tool(*index),
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                ),
+                ChatEvent::ToolCallDelta { index, arguments } => {
+                    if self.open == OpenBlock::Tool(*index) {
+                        write_json(
+                            out,
+                            "content_block_delta",
+                            &json!({"type": "content_block_delta", "index": self.block,
+                                "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+                        );
+                    }
                 }
                 ChatEvent::Finish(reason) => self.finish = Some(*reason),
                 ChatEvent::Usage(usage) => self.usage = *usage,
                 ChatEvent::End => {
-                    if self.block_open {
-                        self.block_open = false;
-                        write_json(
-                            out,
-                            "content_block_stop",
-                            &json!({"type": "content_block_stop", "index": 0}),
-                        );
-                    }
+                    self.close_block(out);
                     let reason = stop_reason_name(self.finish.unwrap_or(FinishReason::Stop));
                     write_json(
                         out,
@@ -407,6 +375,7 @@ fn write_event(out: &mut Vec<u8>, name: &str, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::{ChatRequest, Message, Role};
 
     #[test]
     fn parses_system_blocks_and_limits() {
@@ -432,13 +401,10 @@ mod tests {
         let chat = ChatRequest {
             model: "m".into(),
             system: Some("sys".into()),
-            messages: vec![Message {
-                role: Role::User,
-                content: "hi".into(),
-            }],
+            messages: vec![Message::text(Role::User, "hi")],
             ..ChatRequest::default()
         };
-        let body = request_body(&chat, Dialect::Bedrock);
+        let body = request_body(&chat, Dialect::Bedrock).unwrap();
         assert_eq!(body["anthropic_version"], BEDROCK_VERSION);
         assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
         assert_eq!(body["system"], "sys");

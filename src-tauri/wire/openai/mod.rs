@@ -3,130 +3,14 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{field_err, ClientRequest, DecodeError};
-use crate::chat::{
-    ChatEvent, ChatRequest, Completion, FinishReason, Frame, Message, RawEvent, Role, Usage,
-};
-use crate::error::GatewayError;
+mod request;
 
-/// Reads what the gateway needs from a client body; the body itself is kept for
-/// pass-through, so fields not read here still reach an OpenAI upstream.
-pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
-    let ClientRequest { model, stream, .. } = ClientRequest::read(body)?;
-    let Some(Value::Array(raw_messages)) = body.get("messages") else {
-        return Err(field_err("messages", "an array of {role, content}"));
-    };
-    if raw_messages.is_empty() {
-        return Err(field_err("messages", "a non-empty array"));
-    }
-    let mut system: Vec<String> = vec![];
-    let mut messages = Vec::with_capacity(raw_messages.len());
-    for (i, m) in raw_messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
-        let content = content_text(m.get("content")).ok_or_else(|| {
-            field_err(
-                &format!("messages[{i}].content"),
-                "a string or an array of text parts",
-            )
-        })?;
-        match role {
-            "system" | "developer" => system.push(content),
-            "user" | "tool" => messages.push(Message {
-                role: Role::User,
-                content,
-            }),
-            "assistant" => messages.push(Message {
-                role: Role::Assistant,
-                content,
-            }),
-            _ => {
-                return Err(field_err(
-                    &format!("messages[{i}].role"),
-                    "one of system, developer, user, assistant, tool",
-                ))
-            }
-        }
-    }
-    let number = |name: &str| body.get(name).and_then(Value::as_f64);
-    let max_tokens = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64)
-        .map(|n| n.min(u32::MAX as u64) as u32);
-    let stop = match body.get("stop") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|s| s.as_str().map(String::from))
-            .collect(),
-        _ => vec![],
-    };
-    let include_usage = body
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok(ClientRequest {
-        model,
-        stream,
-        chat: ChatRequest {
-            model: String::new(),
-            system: (!system.is_empty()).then(|| system.join("\n\n")),
-            messages,
-            max_tokens,
-            temperature: number("temperature"),
-            top_p: number("top_p"),
-            stop,
-            include_usage,
-            native: None,
-        },
-    })
-}
+pub use request::{parse_request, request_body};
 
-/// Text of a message's `content`: a string, or the text parts of an array. `null` (an
-/// assistant turn that only called tools) reads as empty.
-fn content_text(content: Option<&Value>) -> Option<String> {
-    match content {
-        None | Some(Value::Null) => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(parts)) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        Some(_) => None,
-    }
-}
-
-/// The upstream body for a request that did not come in OpenAI's format.
-pub fn request_body(chat: &ChatRequest, stream: bool) -> Value {
-    let mut messages = Vec::with_capacity(chat.messages.len() + 1);
-    if let Some(system) = &chat.system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    for m in &chat.messages {
-        messages.push(json!({"role": m.role, "content": m.content}));
-    }
-    let mut body = json!({"model": chat.model, "messages": messages, "stream": stream});
-    let obj = body.as_object_mut().expect("object");
-    if let Some(n) = chat.max_tokens {
-        obj.insert("max_tokens".into(), n.into());
-    }
-    if let Some(t) = chat.temperature {
-        obj.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = chat.top_p {
-        obj.insert("top_p".into(), p.into());
-    }
-    if !chat.stop.is_empty() {
-        obj.insert("stop".into(), chat.stop.clone().into());
-    }
-    body
-}
+use super::DecodeError;
+use crate::chat::{ChatEvent, Completion, FinishReason, Frame, RawEvent, ToolCall, Usage};
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -150,6 +34,27 @@ struct ChunkChoice {
 struct ChunkDelta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A piece of a streamed tool call: the first carries id and name, later ones arguments.
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,9 +88,32 @@ pub fn decode_chunk(data: impl Into<String>) -> Result<Frame, DecodeError> {
     }
     let mut events = Vec::with_capacity(1);
     for choice in chunk.choices.into_iter().flatten() {
-        if let Some(text) = choice.delta.and_then(|d| d.content) {
+        let delta = choice.delta.unwrap_or(ChunkDelta {
+            content: None,
+            tool_calls: None,
+        });
+        if let Some(text) = delta.content {
             if !text.is_empty() {
                 events.push(ChatEvent::Text(text));
+            }
+        }
+        for call in delta.tool_calls.into_iter().flatten() {
+            let (name, arguments) = match call.function {
+                Some(f) => (f.name, f.arguments),
+                None => (None, None),
+            };
+            if call.id.is_some() || name.is_some() {
+                events.push(ChatEvent::ToolCallStart {
+                    index: call.index,
+                    id: call.id.unwrap_or_default(),
+                    name: name.unwrap_or_default(),
+                });
+            }
+            if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
+                events.push(ChatEvent::ToolCallDelta {
+                    index: call.index,
+                    arguments,
+                });
             }
         }
         if let Some(reason) = choice.finish_reason {
@@ -236,6 +164,8 @@ struct CompletionChoice {
 struct CompletionMessage {
     #[serde(default)]
     content: Option<Value>,
+    #[serde(default)]
+    tool_calls: Vec<Value>,
 }
 
 /// Reads a non-streamed completion body, keeping it verbatim for pass-through.
@@ -247,16 +177,49 @@ pub fn decode_completion(body: Bytes) -> Result<Completion, DecodeError> {
         .as_ref()
         .and_then(|c| c.finish_reason.as_deref())
         .map(FinishReason::from_openai);
-    let text = choice
-        .and_then(|c| c.message)
+    let message = choice.and_then(|c| c.message);
+    let text = message
+        .as_ref()
         .and_then(|m| content_text(m.content.as_ref()))
+        .unwrap_or_default();
+    let tool_calls = message
+        .map(|m| m.tool_calls.iter().map(tool_call_of).collect())
         .unwrap_or_default();
     Ok(Completion {
         text,
+        tool_calls,
         finish,
         usage: wire.usage.map(Usage::from),
         raw: Some(body),
     })
+}
+
+fn tool_call_of(call: &Value) -> ToolCall {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    ToolCall {
+        id: text(&call["id"]),
+        name: text(&call["function"]["name"]),
+        arguments: match &call["function"]["arguments"] {
+            Value::String(s) => s.clone(),
+            Value::Null => "{}".into(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Text of a message's `content`: a string, or the text parts of an array.
+fn content_text(content: Option<&Value>) -> Option<String> {
+    match content {
+        None | Some(Value::Null) => Some(String::new()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(parts)) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+        ),
+        Some(_) => None,
+    }
 }
 
 /// Writes `chat.completion.chunk` events for a client, from any provider's frames.
@@ -313,6 +276,21 @@ impl ChunkEncoder {
                     self.sent_role = true;
                     self.chunk(delta, None)
                 }
+                ChatEvent::ToolCallStart { index, id, name } => {
+                    let call = json!({"index": index, "id": id, "type": "function",
+                        "function": {"name": name, "arguments": ""}});
+                    let mut delta = json!({"tool_calls": [call]});
+                    if !self.sent_role {
+                        delta["role"] = "assistant".into();
+                        delta["content"] = Value::Null;
+                    }
+                    self.sent_role = true;
+                    self.chunk(delta, None)
+                }
+                ChatEvent::ToolCallDelta { index, arguments } => self.chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}),
+                    None,
+                ),
                 ChatEvent::Finish(reason) => self.chunk(json!({}), Some(reason.as_openai())),
                 ChatEvent::Usage(usage) if self.include_usage => json!({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -327,6 +305,19 @@ impl ChunkEncoder {
 
 /// A `chat.completion` object for a client that did not stream.
 pub fn completion_json(model: &str, completion: &Completion) -> Value {
+    let mut message = json!({"role": "assistant", "content": completion.text});
+    if !completion.tool_calls.is_empty() {
+        let calls: Vec<Value> = completion
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+        message["tool_calls"] = calls.into();
+        if completion.text.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
     json!({
         "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         "object": "chat.completion",
@@ -334,7 +325,7 @@ pub fn completion_json(model: &str, completion: &Completion) -> Value {
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": completion.text},
+            "message": message,
             "finish_reason": completion.finish.unwrap_or(FinishReason::Stop).as_openai(),
         }],
         "usage": usage_json(&completion.usage.unwrap_or_default()),
@@ -365,6 +356,7 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
