@@ -31,7 +31,10 @@ pub enum Part {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ImageSource {
     /// Inline image data: OpenAI's `data:` URLs and Anthropic's base64 blocks.
-    Base64 { media_type: String, data: String },
+    Base64 {
+        media_type: String,
+        data: String,
+    },
     Url(String),
 }
 
@@ -179,7 +182,10 @@ pub enum ChatEvent {
         name: String,
     },
     /// More of a tool call's arguments (JSON text, in pieces).
-    ToolCallDelta { index: usize, arguments: String },
+    ToolCallDelta {
+        index: usize,
+        arguments: String,
+    },
     Finish(FinishReason),
     Usage(Usage),
     /// The upstream's own end marker (`[DONE]`, `message_stop`): the answer is complete.

@@ -9,6 +9,9 @@
 //! - `overloaded`: one delta, then an `error` event (`overloaded_error`).
 //! - `cut`: one delta, then the connection closes with no `message_stop`.
 //! - `rate-limited`: a 429 `rate_limit_error`.
+//! - `claude-tool`: "Let me check." then a `tool_use` block calling `get_weather` with
+//!   `{"location": "San Francisco, CA"}` (its JSON split across two `input_json_delta`s),
+//!   stop reason `tool_use`; as the Messages API documents tool use.
 
 use std::sync::{Arc, Mutex};
 
@@ -109,6 +112,9 @@ async fn messages(
     } else {
         "end_turn"
     };
+    if model == "claude-tool" {
+        return tool_use_answer(&body, &model);
+    }
     if !body["stream"].as_bool().unwrap_or(false) {
         return Json(json!({
             "id": "msg_mock01", "type": "message", "role": "assistant", "model": model,
@@ -144,6 +150,71 @@ async fn messages(
             events.push(event("message_stop", json!({"type": "message_stop"})));
         }
     }
+    let stream =
+        futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// The documented tool-use answer, streamed or whole.
+fn tool_use_answer(body: &Value, model: &str) -> Response {
+    if !body["stream"].as_bool().unwrap_or(false) {
+        return Json(json!({
+            "id": "msg_mock02", "type": "message", "role": "assistant", "model": model,
+            "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
+                 "input": {"location": "San Francisco, CA"}},
+            ],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 30, "output_tokens": 20},
+        }))
+        .into_response();
+    }
+    let events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock02", "type": "message",
+            "role": "assistant", "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me check."}}),
+        ),
+        event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block":
+            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {}}}),
+        ),
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"location\": \"San"}}),
+        ),
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": " Francisco, CA\"}"}}),
+        ),
+        event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+        ),
+        event("message_stop", json!({"type": "message_stop"})),
+    ];
     let stream =
         futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
     Response::builder()

@@ -12,6 +12,9 @@
 //! - `error500`, `reject-key`, `rate-limited`: the documented error bodies.
 //! - `slow-headers`: waits 5 s before answering at all.
 //! - `in-stream-error`: one chunk, then an `{"error": ...}` event.
+//! - `tool-call`: a `get_weather` tool call with `{"location": "Paris, France"}`, its
+//!   arguments split across chunks, finish reason `tool_calls`; as the Chat Completions
+//!   API documents function calling.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,6 +152,17 @@ async fn completions(
         _ => {}
     }
 
+    if model == "tool-call" && !stream {
+        return Json(json!({
+            "id": "chatcmpl-mock2", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null,
+                "tool_calls": [{"id": "call_abc123", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"location\": \"Paris, France\"}"}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 18, "total_tokens": 58},
+        }))
+        .into_response();
+    }
     if !stream {
         return Json(json!({
             "id": "chatcmpl-mock1", "object": "chat.completion", "created": 1_700_000_000,
@@ -184,6 +198,17 @@ async fn completions(
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "more "}), None)));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             },
+            "tool-call" => {
+                yield Ok(Bytes::from(chunk(&m, json!({"tool_calls": [{"index": 0, "id": "call_abc123", "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""}}]}), None)));
+                for piece in ["{\"location\"", ": \"Paris, France\"}"] {
+                    yield Ok(Bytes::from(chunk(&m, json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), None)));
+                }
+                yield Ok(Bytes::from(chunk(&m, json!({}), Some("tool_calls"))));
+                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                guard.finished = true;
+                return;
+            }
             "flood" => {
                 let text = "x".repeat(4096);
                 loop {

@@ -74,7 +74,12 @@ impl EventDecoder {
                 let block = v["index"].as_u64().unwrap_or(0);
                 let index = self.tool_blocks.len();
                 self.tool_blocks.push((block, index));
-                let text = |f: &str| v["content_block"][f].as_str().unwrap_or_default().to_string();
+                let text = |f: &str| {
+                    v["content_block"][f]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 events.push(ChatEvent::ToolCallStart {
                     index,
                     id: text("id"),
@@ -85,7 +90,11 @@ impl EventDecoder {
                 Some("input_json_delta") => {
                     let block = v["index"].as_u64().unwrap_or(0);
                     let partial = v["delta"]["partial_json"].as_str().unwrap_or_default();
-                    let index = self.tool_blocks.iter().find(|(b, _)| *b == block).map(|(_, i)| *i);
+                    let index = self
+                        .tool_blocks
+                        .iter()
+                        .find(|(b, _)| *b == block)
+                        .map(|(_, i)| *i);
                     if let (Some(index), false) = (index, partial.is_empty()) {
                         events.push(ChatEvent::ToolCallDelta {
                             index,
@@ -170,7 +179,10 @@ pub fn decode_message(body: Bytes) -> Result<Completion, DecodeError> {
         .map(|b| ToolCall {
             id: b["id"].as_str().unwrap_or_default().to_string(),
             name: b["name"].as_str().unwrap_or_default().to_string(),
-            arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+            arguments: b
+                .get("input")
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into()),
         })
         .collect();
     let finish = v

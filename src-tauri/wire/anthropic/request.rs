@@ -89,7 +89,10 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
 fn untranslatable(body: &Map<String, Value>) -> Vec<String> {
     let mut found = vec![];
     let thinking = body.get("thinking").and_then(|t| t.get("type"));
-    if thinking.and_then(Value::as_str).is_some_and(|t| t != "disabled") {
+    if thinking
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "disabled")
+    {
         found.push("`thinking`".into());
     }
     for field in ["mcp_servers", "container"] {
@@ -170,7 +173,11 @@ fn tools(value: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
         .enumerate()
         .map(|(i, tool)| {
             // Anthropic's own tools (web search, bash, computer use) have a versioned type.
-            if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|k| *k != "custom") {
+            if let Some(kind) = tool
+                .get("type")
+                .and_then(Value::as_str)
+                .filter(|k| *k != "custom")
+            {
                 return Err(GatewayError::bad_request(format!(
                     "`tools[{i}]` is Anthropic's `{kind}` tool, which other providers do not have"
                 )));
@@ -181,7 +188,10 @@ fn tools(value: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
                 .ok_or_else(|| field_err(&format!("tools[{i}].name"), "a string"))?;
             Ok(Tool {
                 name: name.to_string(),
-                description: tool.get("description").and_then(Value::as_str).map(String::from),
+                description: tool
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(String::from),
                 parameters: tool
                     .get("input_schema")
                     .cloned()

@@ -310,8 +310,10 @@ pub fn completion_json(model: &str, completion: &Completion) -> Value {
         let calls: Vec<Value> = completion
             .tool_calls
             .iter()
-            .map(|c| json!({"id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments}}))
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments}})
+            })
             .collect();
         message["tool_calls"] = calls.into();
         if completion.text.is_empty() {

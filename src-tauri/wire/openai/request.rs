@@ -42,7 +42,10 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
                     .flatten()
                     .enumerate()
                 {
-                    parts.push(Part::ToolCall(tool_call(call, &format!("{field}.tool_calls[{j}]"))?));
+                    parts.push(Part::ToolCall(tool_call(
+                        call,
+                        &format!("{field}.tool_calls[{j}]"),
+                    )?));
                 }
                 messages.push(Message {
                     role: Role::Assistant,
@@ -126,7 +129,11 @@ fn untranslatable(body: &Map<String, Value>) -> Vec<String> {
     if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         found.push("`n` above 1".into());
     }
-    match body.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str) {
+    match body
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+    {
         None | Some("text") => {}
         Some(kind) => found.push(format!("`response_format` of type `{kind}`")),
     }
@@ -154,7 +161,10 @@ fn text_of(content: Option<&Value>, field: &str) -> Result<String, GatewayError>
             .iter()
             .filter_map(|p| p.get("text").and_then(Value::as_str))
             .collect()),
-        Some(_) => Err(field_err(&format!("{field}.content"), "a string or an array of text parts")),
+        Some(_) => Err(field_err(
+            &format!("{field}.content"),
+            "a string or an array of text parts",
+        )),
     }
 }
 
@@ -168,14 +178,20 @@ fn parts_of(content: Option<&Value>, field: &str) -> Result<Vec<Part>, GatewayEr
             .enumerate()
             .map(|(j, part)| content_part(part, &format!("{field}.content[{j}]")))
             .collect(),
-        Some(_) => Err(field_err(&format!("{field}.content"), "a string or an array of content parts")),
+        Some(_) => Err(field_err(
+            &format!("{field}.content"),
+            "a string or an array of content parts",
+        )),
     }
 }
 
 fn content_part(part: &Value, field: &str) -> Result<Part, GatewayError> {
     match part.get("type").and_then(Value::as_str) {
         Some("text") => Ok(Part::Text(
-            part.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+            part.get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         )),
         Some("image_url") => {
             let url = part
@@ -246,7 +262,10 @@ fn tools(value: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
                 .ok_or_else(|| field_err(&format!("{field}.function.name"), "a string"))?;
             Ok(Tool {
                 name: name.to_string(),
-                description: function.get("description").and_then(Value::as_str).map(String::from),
+                description: function
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(String::from),
                 parameters: function
                     .get("parameters")
                     .cloned()
@@ -263,7 +282,12 @@ pub(crate) fn tool_choice(value: Option<&Value>) -> Result<Option<ToolChoice>, G
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
             "required" => ToolChoice::Required,
-            _ => return Err(field_err("tool_choice", "auto, none, required or a named function")),
+            _ => {
+                return Err(field_err(
+                    "tool_choice",
+                    "auto, none, required or a named function",
+                ))
+            }
         }),
         Some(named) => {
             let name = named
@@ -271,7 +295,9 @@ pub(crate) fn tool_choice(value: Option<&Value>) -> Result<Option<ToolChoice>, G
                 .and_then(|f| f.get("name"))
                 .or_else(|| named.get("name"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| field_err("tool_choice", "auto, none, required or a named function"))?;
+                .ok_or_else(|| {
+                    field_err("tool_choice", "auto, none, required or a named function")
+                })?;
             Some(ToolChoice::Named(name.to_string()))
         }
     })
@@ -339,7 +365,9 @@ fn write_message(m: &Message, out: &mut Vec<Value>) {
             Part::Text(text) => content.push(json!({"type": "text", "text": text})),
             Part::Image(source) => {
                 let url = match source {
-                    ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+                    ImageSource::Base64 { media_type, data } => {
+                        format!("data:{media_type};base64,{data}")
+                    }
                     ImageSource::Url(url) => url.clone(),
                 };
                 content.push(json!({"type": "image_url", "image_url": {"url": url}}));
