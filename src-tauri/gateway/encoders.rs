@@ -5,7 +5,7 @@ use serde_json::json;
 use super::sse::Encoder;
 use crate::chat::Frame;
 use crate::error::GatewayError;
-use crate::wire::{anthropic, openai, seed};
+use crate::wire::{anthropic, openai, responses, seed};
 
 /// The seed contract: `data: {"error": ...}` then `data: [DONE]` on failure.
 pub struct SeedEncoder;
@@ -39,6 +39,16 @@ impl Encoder for anthropic::EventEncoder {
     }
     fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
         anthropic::error_event(out, error.error_type(), &error.to_string());
+    }
+}
+
+/// The Responses API's SDKs raise on an `error` event and end on `response.failed`.
+impl Encoder for responses::ResponseEncoder {
+    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
+        responses::ResponseEncoder::encode(self, frame, out)
+    }
+    fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
+        responses::ResponseEncoder::error(self, error.error_type(), &error.to_string(), out);
     }
 }
 

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ai-gateway/stream", post(routes::chat_stream))
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
+        .route("/v1/responses", post(routes::responses_create))
         .route("/v1/models", get(routes::models_list))
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))

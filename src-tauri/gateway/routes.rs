@@ -17,7 +17,7 @@ use crate::config::ProviderKind;
 use crate::error::{ErrorShape, GatewayError};
 use crate::providers::Provider;
 use crate::request_log::RecordHandle;
-use crate::wire::{anthropic, openai, seed, ClientRequest};
+use crate::wire::{anthropic, openai, responses, seed, ClientRequest};
 
 impl AppState {
     fn stream_permit(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
@@ -109,7 +109,8 @@ trait ClientFormat {
     type Encoder: sse::Encoder;
     const SHAPE: ErrorShape;
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError>;
-    fn native(body: Map<String, Value>) -> NativeBody;
+    /// The client's body, when some provider kind speaks the same format.
+    fn native(body: Map<String, Value>) -> Option<NativeBody>;
     fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder;
     fn completion_json(client_model: &str, completion: &Completion) -> Value;
 }
@@ -122,8 +123,8 @@ impl ClientFormat for OpenAiFormat {
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
         openai::parse_request(body)
     }
-    fn native(body: Map<String, Value>) -> NativeBody {
-        NativeBody::OpenAi(body)
+    fn native(body: Map<String, Value>) -> Option<NativeBody> {
+        Some(NativeBody::OpenAi(body))
     }
     fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder {
         openai::ChunkEncoder::new(client_model, chat.include_usage, passthrough)
@@ -141,8 +142,8 @@ impl ClientFormat for AnthropicFormat {
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
         anthropic::parse_request(body)
     }
-    fn native(body: Map<String, Value>) -> NativeBody {
-        NativeBody::Anthropic(body)
+    fn native(body: Map<String, Value>) -> Option<NativeBody> {
+        Some(NativeBody::Anthropic(body))
     }
     fn encoder(client_model: String, _: &ChatRequest, passthrough: bool) -> Self::Encoder {
         anthropic::EventEncoder::new(client_model, passthrough)
@@ -150,6 +151,36 @@ impl ClientFormat for AnthropicFormat {
     fn completion_json(client_model: &str, completion: &Completion) -> Value {
         anthropic::message_json(client_model, completion)
     }
+}
+
+/// OpenAI's Responses API: translated through the canonical model for every provider
+/// kind (OpenAI-compatible upstreams get Chat Completions, which all of them speak).
+struct ResponsesFormat;
+
+impl ClientFormat for ResponsesFormat {
+    type Encoder = responses::ResponseEncoder;
+    const SHAPE: ErrorShape = ErrorShape::OpenAi;
+    fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
+        responses::parse_request(body)
+    }
+    fn native(_: Map<String, Value>) -> Option<NativeBody> {
+        None
+    }
+    fn encoder(client_model: String, _: &ChatRequest, _: bool) -> Self::Encoder {
+        responses::ResponseEncoder::new(client_model)
+    }
+    fn completion_json(client_model: &str, completion: &Completion) -> Value {
+        responses::response_json(client_model, completion)
+    }
+}
+
+/// `POST /v1/responses`, streaming or not.
+pub async fn responses_create(
+    State(state): State<AppState>,
+    Extension(record): Extension<RecordHandle>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Response {
+    answer::<ResponsesFormat>(state, record, body).await
 }
 
 /// `POST /v1/chat/completions`, streaming or not.
@@ -178,7 +209,7 @@ async fn answer<F: ClientFormat>(
 ) -> Response {
     let result = async {
         let parsed = F::parse(&body)?;
-        let native = Some(F::native(body));
+        let native = F::native(body);
         let model = parsed.model.as_deref();
         let r = route(&state, &record, None, model, parsed.chat, native)?;
         if parsed.stream {

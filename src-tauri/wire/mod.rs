@@ -2,6 +2,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 pub mod seed;
 
 /// Why an upstream event could not be used.

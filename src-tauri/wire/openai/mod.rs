@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 mod request;
 
+pub(crate) use request::{image_source, tool_choice};
 pub use request::{parse_request, request_body};
 
 use super::DecodeError;
