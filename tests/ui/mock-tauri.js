@@ -1,0 +1,52 @@
+// A stand-in for the desktop app behind the window, for previews and screenshots in a
+// plain browser: the commands of ui/js/api.js answered from memory.
+const now = Date.now()
+const iso = (ago) => new Date(now - ago * 1000).toISOString()
+let settings = {
+    host: "127.0.0.1", port: 5711, default_provider: "openai",
+    providers: [
+        { id: "demo", kind: "demo" },
+        { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini", models: ["gpt-4o"] },
+        { id: "claude", kind: "anthropic", base_url: "https://api.anthropic.com", default_model: "claude-sonnet-4-5" },
+        { id: "ollama", kind: "openai", base_url: "http://127.0.0.1:11434/v1", default_model: "llama3.2" },
+    ],
+    cors: { allowed_origins: ["https://framer.com", "https://*.framercanvas.com", "https://*.plugins.framercdn.com", "http://localhost:*", "http://127.0.0.1:*"], allow_any_origin: false },
+    allowed_hosts: [], require_access_token: false,
+    limits: { max_body_bytes: 1048576, requests_per_minute: 120, burst: 30, max_concurrent_streams: 64, connect_timeout_ms: 10000, first_byte_timeout_ms: 120000, idle_timeout_ms: 60000 },
+    log: { retention_days: 14, ring_size: 1000, max_text_chars: 2000 }, keychain_cache_ms: 5000,
+}
+const record = (i, extra) => ({
+    id: `r${i}`, time: iso(400 - i * 9), method: "POST", path: "/api/ai-gateway/stream",
+    origin: "https://project-k2x9.framercanvas.com", provider: "openai", model: "gpt-4o-mini",
+    status: 200, latency_ms: 820 + i * 13, ttft_ms: 210 + i, bytes_out: 2300, usage: { input_tokens: 31, output_tokens: 84 },
+    error: null, prompt: "Write a tagline for a coffee app", answer: "Wake up to something worth waking up for.", ...extra,
+})
+const records = Array.from({ length: 40 }, (_, i) =>
+    i % 9 === 4
+        ? record(i, { origin: "https://acme-coffee.framer.app", status: 403, provider: null, model: null, latency_ms: 0.4, ttft_ms: null,
+            error: "origin `https://acme-coffee.framer.app` is not allowed. If this is your own prototype, approve it once: add \"https://acme-coffee.framer.app\" to cors.allowed_origins in Protogate's settings (or approve it in the Protogate window). Only sites you approve can use your providers" })
+        : i % 11 === 7
+            ? record(i, { provider: "claude", model: "claude-sonnet-4-5", path: "/v1/messages", origin: "http://localhost:5173" })
+            : record(i))
+const params = new URLSearchParams(location.search)
+const status = { state: "running", http: "http://127.0.0.1:5711", https: null, port: 5711, reason: null }
+if (params.get("state") === "failed") Object.assign(status, { state: "failed", http: null, reason: "port 5711 on 127.0.0.1 is already in use (another Protogate, or another app?)" })
+const answers = {
+    gateway_status: () => status,
+    settings_get: () => structuredClone(settings),
+    settings_save: ({ settings: next }) => ((settings = next), next),
+    providers_list: () => settings.providers.map((p) => ({
+        id: p.id, kind: p.kind, base_url: p.base_url ?? null, default_model: p.default_model ?? "protogate-demo", models: p.models ?? [],
+        is_default: p.id === settings.default_provider,
+        key_state: { demo: "not needed", openai: "set (in the keychain)", claude: "missing", ollama: "not needed (a server on this machine)" }[p.id] ?? "missing",
+        last_error: p.id === "claude" ? "no API key is set for provider 'claude'. Set it with `protogate secrets set claude`" : null,
+    })),
+    log_recent: () => records,
+    autostart_get: () => false,
+    framer_component: () => "// ProtogateChat.tsx",
+    clipboard_write: () => null,
+}
+window.__TAURI__ = {
+    core: { invoke: async (command, args) => (answers[command] ?? (() => null))(args) },
+    event: { listen: async () => () => {} },
+}

@@ -1,0 +1,58 @@
+// The home view: the URL to call, the gateway's state, and ready-made snippets.
+import { call } from "./api.js"
+import { $, showProblem } from "./dom.js"
+import { copy } from "./app.js"
+
+let status = { state: "starting", http: null }
+
+export function showStatus(next) {
+    status = next
+    $("#endpoint-url").textContent = next.http ? `${next.http}/api/ai-gateway/stream` : "Not running"
+    const words = { running: "Running", stopped: "Stopped", starting: "Starting…", failed: "Could not start" }
+    $("#endpoint-state").textContent = words[next.state] ?? next.state
+    const toggle = $("#toggle-gateway")
+    toggle.textContent = next.state === "running" || next.state === "starting" ? "Stop" : "Start"
+    toggle.disabled = next.state === "starting"
+    const problem = next.state === "failed" ? { message: `${next.reason} — change the port in Settings.` } : null
+    showProblem($("#endpoint-problem"), problem)
+    for (const button of document.querySelectorAll("[data-copy]")) button.disabled = !next.http
+}
+
+function snippet(kind) {
+    const base = status.http
+    if (kind === "endpoint") return `${base}/api/ai-gateway/stream`
+    if (kind === "curl") {
+        return `curl -N ${base}/api/ai-gateway/stream -H 'Content-Type: application/json' -d '{"message": "Write a tagline for a coffee app"}'`
+    }
+    return [
+        'import OpenAI from "openai"',
+        `const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "not-needed", dangerouslyAllowBrowser: true,`,
+        '    fetch: (url, init) => fetch(url, { ...init, targetAddressSpace: "loopback" }) })',
+        'const answer = await client.chat.completions.create({ model: "demo/protogate-demo", messages: [{ role: "user", content: "Hi" }] })',
+    ].join("\n")
+}
+
+export function init() {
+    $("#toggle-gateway").addEventListener("click", async () => {
+        const running = status.state === "running"
+        try {
+            await call(running ? "gateway_stop" : "gateway_start")
+        } catch (error) {
+            showProblem($("#endpoint-problem"), error)
+        }
+    })
+    for (const button of document.querySelectorAll("[data-copy]")) {
+        button.addEventListener("click", async () => {
+            const kind = button.dataset.copy
+            if (kind === "framer") {
+                try {
+                    copy(await call("framer_component"), "Framer component")
+                } catch (error) {
+                    showProblem($("#endpoint-problem"), error)
+                }
+                return
+            }
+            copy(snippet(kind), { endpoint: "Endpoint", curl: "curl command", sdk: "OpenAI SDK snippet" }[kind])
+        })
+    }
+}

@@ -1,0 +1,137 @@
+// Providers: what answers, whether its key is set, a test call; add, edit, remove.
+// A key typed here goes to the keychain by a command and is cleared from the page at once.
+import { call } from "./api.js"
+import { $, el, showProblem, toast } from "./dom.js"
+
+const PRESETS = {
+    OpenAI: { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini" },
+    Anthropic: { id: "anthropic", kind: "anthropic", base_url: "https://api.anthropic.com", default_model: "claude-sonnet-4-5" },
+    OpenRouter: { id: "openrouter", kind: "openai", base_url: "https://openrouter.ai/api/v1", default_model: "openai/gpt-4o-mini" },
+    Groq: { id: "groq", kind: "openai", base_url: "https://api.groq.com/openai/v1", default_model: "llama-3.3-70b-versatile" },
+    Ollama: { id: "ollama", kind: "openai", base_url: "http://127.0.0.1:11434/v1", default_model: "llama3.2" },
+    "LM Studio": { id: "lmstudio", kind: "openai", base_url: "http://127.0.0.1:1234/v1", default_model: "local-model" },
+    "ASAP gateway": { id: "ai-gateway", kind: "asap-gateway", base_url: "https://ai-gateway.example.net/v1/bedrock/model/{model}/invoke", default_model: "anthropic.claude-3-5-sonnet" },
+}
+
+async function settingsWith(change) {
+    const settings = await call("settings_get")
+    change(settings)
+    return call("settings_save", { settings })
+}
+
+function providerCard(p) {
+    const keyInput = el("input", { type: "password", placeholder: "Paste a key", "aria-label": `Key for ${p.id}` })
+    const result = el("p", { class: "result muted" })
+    const setKey = async () => {
+        const value = keyInput.value
+        keyInput.value = ""
+        if (!value) return
+        try {
+            const { key_state } = await call("secret_set", { id: p.id, value })
+            toast(`Key for ${p.id}: ${key_state}`)
+            render()
+        } catch (error) {
+            result.textContent = error.message
+        }
+    }
+    const test = async () => {
+        result.textContent = "Testing…"
+        try {
+            const r = await call("provider_test", { id: p.id })
+            result.textContent = `${r.ok ? "Answered" : "Failed"} in ${Math.round(r.latency_ms)} ms: ${r.message}`
+        } catch (error) {
+            result.textContent = error.message
+        }
+    }
+    const keyClass = /^set/.test(p.key_state) ? "pill ok" : /missing/.test(p.key_state) ? "pill missing" : "pill"
+    return el("div", { class: "card provider", "data-provider": p.id },
+        el("div", { class: "title" }, el("h2", {}, p.id), el("span", { class: "pill" }, p.kind),
+            p.is_default && el("span", { class: "pill" }, "default")),
+        el("div", { class: "actions" },
+            p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
+            el("div", { class: "row" },
+                el("button", { class: "secondary", onclick: test }, "Test"),
+                !p.is_default && el("button", { class: "secondary", onclick: () => makeDefault(p.id) }, "Make default"),
+                p.kind !== "demo" && el("button", { class: "secondary", onclick: () => edit(p) }, "Edit"),
+                el("button", { class: "link", onclick: () => remove(p.id) }, "Remove"))),
+        el("p", { class: "meta" }, `${p.default_model}${p.base_url ? ` · ${p.base_url}` : ""}`),
+        el("p", { class: "meta" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
+        p.last_error ? el("p", { class: "problem" }, p.last_error) : result)
+}
+
+async function makeDefault(id) {
+    try {
+        await settingsWith((s) => (s.default_provider = id))
+        render()
+    } catch (error) {
+        toast(error.message)
+    }
+}
+
+async function remove(id) {
+    try {
+        await settingsWith((s) => {
+            s.providers = s.providers.filter((p) => p.id !== id)
+            if (s.default_provider === id) delete s.default_provider
+        })
+        render()
+    } catch (error) {
+        toast(error.message)
+    }
+}
+
+function fill(values) {
+    const form = $("#provider-form")
+    for (const name of ["id", "kind", "base_url", "default_model"]) form.elements[name].value = values[name] ?? ""
+    form.elements.models.value = (values.models ?? []).join(", ")
+}
+
+function edit(p) {
+    $("#provider-form-title").textContent = `Edit ${p.id}`
+    fill(p)
+    $("#provider-form").elements.id.focus()
+}
+
+export async function render() {
+    const list = $("#provider-list")
+    try {
+        const providers = await call("providers_list")
+        list.replaceChildren(...providers.map(providerCard))
+    } catch (error) {
+        list.replaceChildren(el("p", { class: "problem" }, error.message))
+    }
+}
+
+export function init() {
+    $("#presets").replaceChildren(
+        ...Object.entries(PRESETS).map(([name, preset]) =>
+            el("button", { type: "button", class: "secondary", onclick: () => fill(preset) }, name)),
+    )
+    const form = $("#provider-form")
+    form.addEventListener("reset", () => ($("#provider-form-title").textContent = "Add a provider"))
+    form.addEventListener("submit", async (event) => {
+        event.preventDefault()
+        const f = form.elements
+        const entry = {
+            id: f.id.value.trim(),
+            kind: f.kind.value,
+            base_url: f.base_url.value.trim(),
+            default_model: f.default_model.value.trim(),
+            models: f.models.value.split(",").map((m) => m.trim()).filter(Boolean),
+        }
+        try {
+            await settingsWith((s) => {
+                const old = s.providers.find((p) => p.id === entry.id)
+                if (old) Object.assign(old, entry)
+                else s.providers.push(entry)
+            })
+            showProblem($("#provider-problem"), null)
+            form.reset()
+            render()
+        } catch (error) {
+            showProblem($("#provider-problem"), error.field ? { message: `${error.field}: ${error.message}` } : error)
+        }
+    })
+}
+
+export const shown = render

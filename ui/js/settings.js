@@ -1,0 +1,50 @@
+// Settings: one form, saved whole; a mistake is shown on its field and nothing is saved.
+import { call } from "./api.js"
+import { $, showProblem, toast } from "./dom.js"
+
+let current = null
+
+async function load() {
+    current = await call("settings_get")
+    const f = $("#settings-form").elements
+    f.port.value = current.port
+    f.retention_days.value = current.log.retention_days
+    f.requests_per_minute.value = current.limits.requests_per_minute
+    f.burst.value = current.limits.burst
+    f.allowed_origins.value = current.cors.allowed_origins.join("\n")
+    f.require_access_token.checked = current.require_access_token
+    f.lan.checked = current.host !== "127.0.0.1"
+    f.autostart.checked = await call("autostart_get").catch(() => false)
+}
+
+export function init() {
+    $("#settings-form").addEventListener("submit", async (event) => {
+        event.preventDefault()
+        const f = event.target.elements
+        const next = structuredClone(current)
+        next.port = Number(f.port.value)
+        next.log.retention_days = Number(f.retention_days.value)
+        next.limits.requests_per_minute = Number(f.requests_per_minute.value)
+        next.limits.burst = Number(f.burst.value)
+        next.cors.allowed_origins = f.allowed_origins.value.split("\n").map((o) => o.trim()).filter(Boolean)
+        next.require_access_token = f.require_access_token.checked
+        next.host = f.lan.checked ? "0.0.0.0" : "127.0.0.1"
+        try {
+            current = await call("settings_save", { settings: next })
+            await call("autostart_set", { enabled: f.autostart.checked }).catch(() => {})
+            showProblem($("#settings-problem"), null)
+            toast("Settings saved")
+        } catch (error) {
+            const where = error.field ? `${error.field}: ` : ""
+            showProblem($("#settings-problem"), { message: `${where}${error.message}` })
+        }
+    })
+}
+
+export async function shown() {
+    try {
+        await load()
+    } catch (error) {
+        showProblem($("#settings-problem"), error)
+    }
+}
