@@ -35,4 +35,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "protogate: installing Rust with rustup (https://rustup.rs)" >&2
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >&2
   echo "protogate: Rust installed; open a new shell or run: source \$HOME/.cargo/env" >&2
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+# The desktop window's end-to-end tests drive the app through Tauri's WebDriver server.
+if [[ "${1:-build}" == "test" ]] && ! command -v tauri-driver >/dev/null 2>&1; then
+  echo "protogate: installing tauri-driver (cargo install, about two minutes)" >&2
+  cargo install tauri-driver --locked --quiet >&2
 fi

@@ -206,6 +206,7 @@ async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
     .unwrap();
     let mut app = desktop
         .command(&binary(), home.path())
+        .arg("--hidden")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

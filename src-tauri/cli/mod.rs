@@ -24,6 +24,9 @@ pub struct Cli {
     /// Settings file (default: the OS config directory, e.g. ~/.config/protogate/settings.json).
     #[arg(long, env = "PROTOGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// Start the desktop app in the tray without opening its window (as at login).
+    #[arg(long)]
+    pub hidden: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -66,7 +69,8 @@ pub struct ServeArgs {
 /// how to run it with a settings path.
 pub struct DesktopApp {
     pub available: fn() -> bool,
-    pub run: fn(Option<PathBuf>) -> Result<(), String>,
+    /// Runs the app with a settings path; `hidden` keeps the window closed at start.
+    pub run: fn(Option<PathBuf>, bool) -> Result<(), String>,
 }
 
 /// Runs the command line; the exit code says whether it went well. Without a
@@ -82,7 +86,7 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
         Some(Command::Providers) => commands::providers(config),
         Some(Command::Check) => commands::check(config),
         None => match desktop {
-            Some(app) if (app.available)() => (app.run)(config),
+            Some(app) if (app.available)() => (app.run)(config, cli.hidden),
             Some(_) => {
                 eprintln!(
                     "protogate: no display to show the tray and window in; running the \

@@ -24,14 +24,13 @@ pub fn display_available() -> bool {
     std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
-/// Runs the tray app until Quit. The gateway starts at once; the window opens on the
-/// first launch (no settings file yet) and otherwise stays in the tray.
-pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
+/// Runs the tray app until Quit. The gateway starts at once; the window opens, as a
+/// person who launched the app expects, unless `hidden` (a start at login).
+pub fn run(config_path: Option<PathBuf>, hidden: bool) -> Result<(), String> {
     let path = match config_path {
         Some(path) => path,
         None => config::default_path().map_err(|e| e.to_string())?,
     };
-    let first_launch = !path.exists();
     let raw = config::read_raw_or_create(&path).map_err(|e| e.to_string())?;
     let checked = config::Config::from_raw(raw.clone(), &path.display().to_string())
         .map_err(|e| e.to_string())?;
@@ -60,7 +59,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
         }))
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec!["--hidden"]),
         ))
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_opener::init())
@@ -81,7 +80,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
                     None => eprintln!("protogate: the gateway did not start: {state:?}"),
                 }
             });
-            if first_launch {
+            if !hidden {
                 window::show(app.handle());
             }
             Ok(())

@@ -1,0 +1,374 @@
+//! The desktop window end to end, as a designer uses it, driven over WebDriver
+//! (`tauri-driver` + WebKitWebDriver) under Xvfb with a private session bus and a real
+//! Secret Service: the endpoint shows and copies; the gateway stops and starts from the
+//! window; a provider is added and its key lands in the keychain; the test chat streams
+//! through the gateway from the webview; requests appear in Logs; a refused origin is
+//! allowed with one click.
+#![cfg(feature = "desktop")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::desktop::Desktop;
+use common::mock_openai::MockOpenAi;
+use common::*;
+use serde_json::{json, Value};
+
+/// The W3C WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Session {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Session {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn find(&self, css: &str) -> Option<String> {
+        let found = self
+            .send(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        found[ELEMENT].as_str().map(String::from)
+    }
+
+    /// Waits for an element matching `css`.
+    async fn wait(&self, css: &str) -> String {
+        for _ in 0..100 {
+            if let Some(id) = self.find(css).await {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {css} in the window");
+    }
+
+    /// What a person sees in the element: its rendered text.
+    async fn text(&self, css: &str) -> String {
+        let script =
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null";
+        let text = self
+            .send(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": script, "args": [css]})),
+            )
+            .await;
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits until the text of `css` satisfies `want`.
+    async fn wait_text(&self, css: &str, want: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            if self.find(css).await.is_some() {
+                last = self.text(css).await;
+                if want(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css}: the window shows {last:?}");
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.wait(css).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.wait(css).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("PROTOGATE_SCREENSHOTS") else {
+            return;
+        };
+        let png = self.send(reqwest::Method::GET, "/screenshot", None).await;
+        if let Some(bytes) = png.as_str().and_then(base64_decode) {
+            std::fs::write(Path::new(&dir).join(format!("{name}.png")), bytes).unwrap();
+        }
+    }
+}
+
+/// Standard base64, enough for a screenshot (no extra dependency for it).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let value = alphabet.iter().position(|a| *a == c)? as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn secret_tool(desktop: &Desktop, home: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("secret-tool")
+        .args(args)
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .output()
+        .expect("secret-tool is installed by scripts/install-deps.sh test");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_designer_runs_the_window_end_to_end() {
+    let desktop = Desktop::start();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("data")).unwrap();
+    // A real, unlocked Secret Service on the window's session bus.
+    let mut keyring = desktop
+        .command(Path::new("gnome-keyring-daemon"), home.path())
+        .args(["--unlock", "--components=secrets", "--foreground"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("gnome-keyring is installed by scripts/install-deps.sh test");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = keyring.stdin.take().unwrap();
+        stdin.write_all(b"window-test").await.unwrap();
+    }
+
+    let mock = MockOpenAi::start().await;
+    let settings_path = home.path().join("settings.json");
+    std::fs::write(&settings_path, settings(json!({})).to_string()).unwrap();
+
+    let driver_port = free_port();
+    let mut driver = desktop
+        .command(Path::new("tauri-driver"), home.path())
+        .args([
+            "--port",
+            &driver_port.to_string(),
+            "--native-port",
+            &free_port().to_string(),
+        ])
+        .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tauri-driver is installed by scripts/install-deps.sh test");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{driver_port}");
+    let capabilities = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+        "application": binary(),
+        "args": ["--config", settings_path],
+    }}}});
+    let mut created = Value::Null;
+    for _ in 0..100 {
+        if let Ok(res) = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+        {
+            created = res.json().await.unwrap_or(Value::Null);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a WebDriver session with the app: {created}"))
+        .to_string();
+    let w = Session {
+        http: http.clone(),
+        url: format!("{base}/session/{id}"),
+    };
+
+    // Endpoint: the URL is shown and copies.
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    let base_url = url.trim_end_matches("/api/ai-gateway/stream").to_string();
+    assert_eq!(
+        reqwest::get(format!("{base_url}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    w.screenshot("endpoint-light").await;
+    w.click("[data-copy=endpoint]").await;
+    let mut copied = String::new();
+    for _ in 0..50 {
+        let out = tokio::process::Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &desktop.display)
+            .output()
+            .await
+            .unwrap();
+        copied = String::from_utf8_lossy(&out.stdout).into_owned();
+        if copied == url {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(copied, url, "Copy puts the endpoint on the clipboard");
+
+    // Stop and start from the window; a request agrees each time.
+    w.click("#toggle-gateway").await;
+    w.wait_text("#endpoint-state", |t| t == "Stopped").await;
+    assert!(reqwest::get(format!("{base_url}/health")).await.is_err());
+    w.click("#toggle-gateway").await;
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    let base_url = url.trim_end_matches("/api/ai-gateway/stream").to_string();
+    assert_eq!(
+        reqwest::get(format!("{base_url}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Providers: add one pointed at the mock, and set its key: it lands in the keychain.
+    w.click("[data-view=providers]").await;
+    w.type_into("#provider-form input[name=id]", "mock").await;
+    w.type_into("#provider-form input[name=base_url]", &mock.base_url)
+        .await;
+    w.type_into("#provider-form input[name=default_model]", "gpt-test")
+        .await;
+    w.click("#provider-form button[type=submit]").await;
+    w.wait("[data-provider=mock]").await;
+    w.type_into(
+        "[data-provider=mock] input[type=password]",
+        "sk-window-0123456789",
+    )
+    .await;
+    w.click("[data-provider=mock] .key-row button").await;
+    let mut stored = String::new();
+    for _ in 0..50 {
+        stored = secret_tool(
+            &desktop,
+            home.path(),
+            &["lookup", "service", "protogate", "username", "mock"],
+        );
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored, "sk-window-0123456789",
+        "the key is in the Secret Service"
+    );
+    w.screenshot("providers-light").await;
+
+    // Chat: streams from the webview through the gateway (a real cross-origin client).
+    w.click("[data-view=chat]").await;
+    w.type_into("#chat-input", "Hello from the window").await;
+    w.click("#chat-send").await;
+    let answer = w
+        .wait_text(".bubble.assistant", |t| {
+            t.starts_with("[Protogate demo]") || t.contains("Hello world")
+        })
+        .await;
+    assert!(!answer.contains("error"), "{answer}");
+    w.screenshot("chat-light").await;
+    assert!(
+        mock.authorizations().is_empty()
+            || mock
+                .authorizations()
+                .iter()
+                .all(|a| a.as_deref() == Some("Bearer sk-window-0123456789")),
+        "the mock only ever saw the stored key"
+    );
+
+    // Logs: the chat's request is there; a refused origin is allowed with one click.
+    let site = "https://acme-coffee.framer.app";
+    let refused = post_json(
+        &format!("{base_url}/api/ai-gateway/stream"),
+        Some(site),
+        json!({"message": "hi"}),
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    w.click("[data-view=logs]").await;
+    w.wait_text("#log-rows", |t| {
+        t.contains("/api/ai-gateway/stream") && t.contains("200")
+    })
+    .await;
+    w.wait_text("#log-rows", |t| {
+        t.contains("acme-coffee.framer.app") && t.contains("403")
+    })
+    .await;
+    w.screenshot("logs-light").await;
+    w.click(".trow.refused .reason button").await;
+    let mut status = 0;
+    for _ in 0..50 {
+        let res = post_json(
+            &format!("{base_url}/api/ai-gateway/stream"),
+            Some(site),
+            json!({"message": "hi"}),
+        )
+        .await;
+        status = res.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "Allow this origin lets the site in");
+    w.click("[data-view=settings]").await;
+    w.wait_text("#settings-form", |t| !t.is_empty()).await;
+    w.screenshot("settings-light").await;
+
+    let _ = http.delete(&w.url).send().await;
+    let _ = driver.kill().await;
+    let _ = keyring.kill().await;
+}
