@@ -10,7 +10,7 @@ set -euo pipefail
 want=(build-essential pkg-config curl ca-certificates
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev)
 if [[ "${1:-build}" == "test" ]]; then
-  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools xvfb xauth xclip)
+  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

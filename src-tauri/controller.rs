@@ -19,8 +19,10 @@ use crate::secrets::SecretStore;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GatewayState {
     Starting,
+    /// Listening on `addr`, and on `https` for `https://localhost` when HTTPS is on.
     Running {
         addr: SocketAddr,
+        https: Option<SocketAddr>,
     },
     Stopped,
     /// It could not start: "port 5711 on 127.0.0.1 is already in use ...".
@@ -33,7 +35,17 @@ impl GatewayState {
     /// The endpoint a prototype calls, while running.
     pub fn endpoint(&self) -> Option<String> {
         match self {
-            GatewayState::Running { addr } => Some(endpoint_url(*addr)),
+            GatewayState::Running { addr, .. } => Some(endpoint_url(*addr)),
+            _ => None,
+        }
+    }
+
+    /// `https://localhost:PORT`, while running with HTTPS.
+    pub fn https_endpoint(&self) -> Option<String> {
+        match self {
+            GatewayState::Running {
+                https: Some(addr), ..
+            } => Some(format!("https://localhost:{}", addr.port())),
             _ => None,
         }
     }
@@ -69,6 +81,7 @@ struct Inner {
 struct Running {
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    https: Option<JoinHandle<std::io::Result<()>>>,
     live: LiveRouter,
 }
 
@@ -148,20 +161,41 @@ impl Controller {
                 return self.set(GatewayState::Failed { reason });
             }
         };
-        let live = LiveRouter::new(self.app_state(config));
+        let live = LiveRouter::new(self.app_state(config.clone()));
         let stop = CancellationToken::new();
         let serving = gateway::serve_live(listener, live.clone(), stop.clone().cancelled_owned());
         let task = tokio::spawn(serving);
-        *running = Some(Running { stop, task, live });
-        self.set(GatewayState::Running { addr })
+        let secrets = &self.inner.secrets;
+        let (https, https_task) =
+            match gateway::start_https(&config, live.clone(), secrets, stop.clone()).await {
+                Ok(Some((addr, task))) => (Some(addr), Some(task)),
+                Ok(None) => (None, None),
+                Err(why) => {
+                    tracing::warn!("HTTPS (for Safari) is off: {why}");
+                    (None, None)
+                }
+            };
+        *running = Some(Running {
+            stop,
+            task,
+            https: https_task,
+            live,
+        });
+        self.set(GatewayState::Running { addr, https })
     }
 
     /// Stops listening and lets open streams finish for a few seconds.
     pub async fn stop(&self) -> GatewayState {
         let mut running = self.inner.running.lock().await;
-        if let Some(Running { stop, task, .. }) = running.take() {
+        if let Some(Running {
+            stop, task, https, ..
+        }) = running.take()
+        {
             stop.cancel();
             let _ = task.await;
+            if let Some(https) = https {
+                let _ = https.await;
+            }
         }
         self.set(GatewayState::Stopped)
     }

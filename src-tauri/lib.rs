@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod providers;
 pub mod request_log;
 pub mod secrets;
+pub mod tls;
 pub mod wire;
 
 pub use config::Config;

@@ -93,7 +93,8 @@ fn print_unused_keys(config: &Config, store: &SecretStore) {
         }
     };
     for id in accounts {
-        if id != ACCESS_TOKEN_ACCOUNT && config.provider(&id).is_none() {
+        let reserved = id == ACCESS_TOKEN_ACCOUNT || id == crate::tls::CA_ACCOUNT;
+        if !reserved && config.provider(&id).is_none() {
             println!(
                 "{id:<24} {:<14} set (in the keychain), used by no provider; remove it with \
                  `protogate secrets delete {id}`",

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod tls;
 
 use crate::config::{self, Config};
 use crate::gateway::{self, AppState};
@@ -42,6 +43,21 @@ pub enum Command {
     Providers,
     /// Check the settings and make one small call to every provider.
     Check,
+    /// The local certificate authority behind https://localhost (for Safari).
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Its fingerprint and where it is trusted.
+    Status,
+    /// Trust it for this user (browsers' stores), so https://localhost works in Safari.
+    Trust,
+    /// Remove it from every store `trust` added it to.
+    Untrust,
+    /// Write its certificate (never its key) to PATH.
+    Export { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +79,12 @@ pub struct ServeArgs {
     /// Port to listen on; 0 takes any free port.
     #[arg(long, env = "PROTOGATE_PORT")]
     pub port: Option<u16>,
+    /// Port of `https://localhost` (for Safari); 0 takes any free port.
+    #[arg(long, env = "PROTOGATE_HTTPS_PORT")]
+    pub https_port: Option<u16>,
+    /// Serve plain http only.
+    #[arg(long)]
+    pub no_https: bool,
 }
 
 /// The desktop app, when the binary has one: whether it can run here (a display), and
@@ -85,6 +107,7 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
         Some(Command::Secrets(command)) => commands::secrets(config, command),
         Some(Command::Providers) => commands::providers(config),
         Some(Command::Check) => commands::check(config),
+        Some(Command::Tls(command)) => tls::run(config, command),
         None => match desktop {
             Some(app) if (app.available)() => (app.run)(config, cli.hidden),
             Some(_) => {
@@ -128,6 +151,12 @@ pub fn load_config(path: Option<PathBuf>, args: &ServeArgs) -> Result<(Config, P
     if let Some(port) = args.port {
         raw.port = port;
     }
+    if let Some(port) = args.https_port {
+        raw.https.port = port;
+    }
+    if args.no_https {
+        raw.https.enabled = false;
+    }
     let config = Config::from_raw(raw, &path.display().to_string()).map_err(|e| e.to_string())?;
     Ok((config, path))
 }
@@ -158,17 +187,37 @@ fn serve(config_path: Option<PathBuf>, args: ServeArgs) -> Result<(), String> {
         if let Some(dir) = &log_dir {
             eprintln!("protogate: request log {}", dir.display());
         }
+        let secrets = SecretStore::new().with_cache_ttl(config.keychain_cache);
+        let default_provider = config.default_provider.clone();
+        let live = gateway::LiveRouter::new(AppState::new(config.clone(), log, secrets.clone()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let https = match gateway::start_https(&config, live.clone(), &secrets, stop.clone()).await {
+            Ok(Some((addr, task))) => Some((format!(" and https://localhost:{}", addr.port()), task)),
+            Ok(None) => None,
+            Err(why) => {
+                eprintln!(
+                    "protogate: HTTPS (for Safari) is off: {why}. Plain http serves on; \
+                     fix that, or set \"https\": {{\"enabled\": false}} to silence this"
+                );
+                None
+            }
+        };
         println!(
-            "Protogate {} listening on http://{shown_host}:{} (default provider: {})",
+            "Protogate {} listening on http://{shown_host}:{}{} (default provider: {default_provider})",
             env!("CARGO_PKG_VERSION"),
             addr.port(),
-            config.default_provider
+            https.as_ref().map_or("", |(url, _)| url.as_str()),
         );
-        let secrets = SecretStore::new().with_cache_ttl(config.keychain_cache);
-        let state = AppState::new(config, log, secrets);
-        gateway::serve(listener, state, shutdown_signal())
-            .await
-            .map_err(|e| format!("the gateway stopped: {e}"))?;
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            signal.cancel();
+        });
+        let served = gateway::serve_live(listener, live, stop.cancelled_owned()).await;
+        if let Some((_, task)) = https {
+            let _ = task.await;
+        }
+        served.map_err(|e| format!("the gateway stopped: {e}"))?;
         eprintln!("protogate: stopped");
         Ok(())
     })

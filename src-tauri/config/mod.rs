@@ -16,8 +16,8 @@ pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
 pub use raw::{
-    AsapSection, Audience, CorsSection, LimitsSection, LogSection, ProviderKind, ProviderSection,
-    RawConfig, DEFAULT_PORT,
+    AsapSection, Audience, CorsSection, HttpsSection, LimitsSection, LogSection, ProviderKind,
+    ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_PORT,
 };
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
@@ -78,6 +78,8 @@ pub struct Config {
     pub log: LogSettings,
     /// How long a keychain answer is trusted before it is read again.
     pub keychain_cache: Duration,
+    /// The HTTPS port (`https://localhost`), when HTTPS is on.
+    pub https_port: Option<u16>,
 }
 
 impl Config {
@@ -207,6 +209,7 @@ impl Config {
                 max_text_chars: raw.log.max_text_chars,
             },
             keychain_cache: Duration::from_millis(raw.keychain_cache_ms),
+            https_port: raw.https.enabled.then_some(raw.https.port),
         })
     }
 

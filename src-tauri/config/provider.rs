@@ -70,7 +70,7 @@ impl ProviderConfig {
                 format!("`{}` must be lowercase letters, digits, `-` or `_`", p.id),
             );
         }
-        if p.id == ACCESS_TOKEN_ACCOUNT {
+        if p.id == ACCESS_TOKEN_ACCOUNT || p.id == crate::tls::CA_ACCOUNT {
             return err("id", format!("`{}` is reserved for the access token", p.id));
         }
         let base_url = match (&p.kind, p.base_url) {

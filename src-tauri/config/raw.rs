@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 /// The port a fresh install listens on: clear of the dev servers designers already run
 /// (3000, 5173, 8000, 8080, 1234, 1337, 4000, 8787, 11434).
 pub const DEFAULT_PORT: u16 = 5711;
+/// The HTTPS port: the next one up.
+pub const DEFAULT_HTTPS_PORT: u16 = 5712;
 pub(crate) const DEMO_MODEL: &str = "protogate-demo";
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -30,6 +32,25 @@ pub struct RawConfig {
     pub log: LogSection,
     /// How long a keychain answer is trusted before it is read again.
     pub keychain_cache_ms: u64,
+    /// `https://localhost` beside plain http, for Safari.
+    pub https: HttpsSection,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsSection {
+    pub enabled: bool,
+    /// 0 takes any free port.
+    pub port: u16,
+}
+
+impl Default for HttpsSection {
+    fn default() -> Self {
+        HttpsSection {
+            enabled: true,
+            port: DEFAULT_HTTPS_PORT,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -177,6 +198,7 @@ impl Default for RawConfig {
             limits: LimitsSection::default(),
             log: LogSection::default(),
             keychain_cache_ms: 5_000,
+            https: HttpsSection::default(),
         }
     }
 }

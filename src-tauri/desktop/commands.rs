@@ -93,14 +93,14 @@ impl StatusView {
     pub fn of(state: &GatewayState) -> Self {
         let (name, port, reason) = match state {
             GatewayState::Starting => ("starting", None, None),
-            GatewayState::Running { addr } => ("running", Some(addr.port()), None),
+            GatewayState::Running { addr, .. } => ("running", Some(addr.port()), None),
             GatewayState::Stopped => ("stopped", None, None),
             GatewayState::Failed { reason } => ("failed", None, Some(reason.clone())),
         };
         StatusView {
             state: name,
             http: state.endpoint(),
-            https: None,
+            https: state.https_endpoint(),
             port,
             reason,
         }

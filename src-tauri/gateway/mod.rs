@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
 
 pub use conn::ClientStall;
-pub use server::{serve_live, LiveRouter, DRAIN};
+pub use server::{serve_live, serve_live_tls, LiveRouter, DRAIN};
 pub use state::AppState;
 
 use crate::config::Config;
@@ -52,6 +52,50 @@ pub async fn bind(config: &Config) -> Result<TcpListener, BindError> {
             BindError::Other { host, port, source }
         }
     })
+}
+
+/// Binds the HTTPS port on the configured host, when HTTPS is on.
+pub async fn bind_https(config: &Config) -> Option<Result<TcpListener, BindError>> {
+    let port = config.https_port?;
+    let addr = SocketAddr::new(config.host, port);
+    Some(TcpListener::bind(addr).await.map_err(|source| {
+        let host = config.host.to_string();
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            BindError::InUse { host, port }
+        } else {
+            BindError::Other { host, port, source }
+        }
+    }))
+}
+
+/// A running HTTPS listener: where it listens and the task serving it.
+pub type HttpsServer = (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>);
+
+/// Starts `https://localhost` beside HTTP with the same router: binds the port, loads
+/// (or makes) the local CA from the keychain, and serves until `stop`. `Ok(None)` when
+/// HTTPS is off in the settings; `Err` says why it could not start, while HTTP goes on.
+pub async fn start_https(
+    config: &Config,
+    live: LiveRouter,
+    secrets: &crate::secrets::SecretStore,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Option<HttpsServer>, String> {
+    let Some(bound) = bind_https(config).await else {
+        return Ok(None);
+    };
+    let listener = bound.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let ca = crate::tls::load_or_create(secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let acceptor = crate::tls::acceptor(&ca).map_err(|e| e.to_string())?;
+    let task = tokio::spawn(serve_live_tls(
+        listener,
+        live,
+        acceptor,
+        stop.cancelled_owned(),
+    ));
+    Ok(Some((addr, task)))
 }
 
 /// The gateway's routes and layers, without a socket: tests can call it directly.

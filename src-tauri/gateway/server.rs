@@ -20,6 +20,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::conn::DeadlineListener;
@@ -60,11 +61,34 @@ impl LiveRouter {
     }
 }
 
+/// A browser that does not trust the CA yet drops the handshake; one that never finishes
+/// it must not hold a connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` completes, then lets open requests finish for [`DRAIN`] and
 /// ends the connections still open.
 pub async fn serve_live(
     listener: TcpListener,
     live: LiveRouter,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, live, None, shutdown).await
+}
+
+/// [`serve_live`] over TLS (`https://localhost`), with the same router and limits.
+pub async fn serve_live_tls(
+    listener: TcpListener,
+    live: LiveRouter,
+    tls: TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, live, Some(tls), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    live: LiveRouter,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut listener = DeadlineListener {
@@ -86,10 +110,21 @@ pub async fn serve_live(
                     let router = live.0.load().router.clone();
                     async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
-                let connection = graceful.watch(connection);
+                let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
                 connections.spawn(async move {
-                    let _ = connection.await;
+                    let Some(tls) = tls else {
+                        let connection = builder.serve_connection(TokioIo::new(io), service);
+                        let _ = watcher.watch(connection.into_owned()).await;
+                        return;
+                    };
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io)).await {
+                        Ok(Ok(stream)) => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection.into_owned()).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake refused: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

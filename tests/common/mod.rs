@@ -77,6 +77,8 @@ pub fn settings(extra: Value) -> Value {
         "port": 0,
         "providers": [{"id": "demo", "kind": "demo", "chunk_delay_ms": 1}],
         "limits": {"first_byte_timeout_ms": 1500, "idle_timeout_ms": 1500},
+        // Tests that want https://localhost turn it on with a port of their own.
+        "https": {"enabled": false},
     });
     merge(&mut base, extra);
     base
