@@ -13,40 +13,12 @@ use common::*;
 use protogate::tls::LocalCa;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::io::AsyncBufReadExt;
 
 /// The CA lives in the one test keychain: one test at a time may make or use it.
 static KEYCHAIN_CA: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// `protogate serve` with HTTPS on a free port, in `home`; its two URLs.
 async fn serve(home: &Path) -> (tokio::process::Child, String, String) {
-    let settings = settings(json!({"https": {"enabled": true, "port": 0}}));
-    std::fs::write(home.join("settings.json"), settings.to_string()).unwrap();
-    let mut child = tokio::process::Command::new(binary())
-        .args(["--config"])
-        .arg(home.join("settings.json"))
-        .args(["serve", "--port", "0"])
-        .env("HOME", home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the gateway starts")
-        .unwrap()
-        .expect("a URL line");
-    let url = |scheme: &str| {
-        line.split_whitespace()
-            .find(|w| w.starts_with(scheme))
-            .unwrap_or_else(|| panic!("a {scheme} URL in {line:?}"))
-            .to_string()
-    };
-    (child, url("http://"), url("https://"))
+    serve_https(home, json!({})).await
 }
 
 fn protogate(home: &Path, args: &[&str]) -> String {

@@ -225,3 +225,40 @@ pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `protogate serve` with HTTPS on a free port, in `home`, with `extra` settings; the
+/// process and its http and https URLs. The CA comes from the test Secret Service.
+pub async fn serve_https(
+    home: &std::path::Path,
+    extra: Value,
+) -> (tokio::process::Child, String, String) {
+    let mut settings = settings(json!({"https": {"enabled": true, "port": 0}}));
+    merge(&mut settings, extra);
+    std::fs::write(home.join("settings.json"), settings.to_string()).unwrap();
+    let mut child = tokio::process::Command::new(binary())
+        .args(["--config"])
+        .arg(home.join("settings.json"))
+        .args(["serve", "--port", "0"])
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the gateway starts")
+        .unwrap()
+        .expect("a URL line");
+    let url = |scheme: &str| {
+        line.split_whitespace()
+            .find(|w| w.starts_with(scheme))
+            .unwrap_or_else(|| panic!("a {scheme} URL in {line:?}"))
+            .to_string()
+    };
+    (child, url("http://"), url("https://"))
+}

@@ -70,6 +70,38 @@ pub async fn serve_pages(
     ip: &'static str,
     files: HashMap<&'static str, (&'static str, Vec<u8>)>,
 ) -> Pages {
+    serve_pages_on(ip, files, None).await
+}
+
+/// The same pages over https, with a throwaway certificate for `ip` (the browser is told
+/// to accept it: these pages stand in for a public https site).
+pub async fn serve_pages_tls(
+    ip: &'static str,
+    files: HashMap<&'static str, (&'static str, Vec<u8>)>,
+) -> Pages {
+    let ca = protogate::tls::LocalCa::generate().unwrap();
+    let (chain, key) = ca.issue(&[ip]).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    serve_pages_on(
+        ip,
+        files,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+    )
+    .await
+}
+
+async fn serve_pages_on(
+    ip: &'static str,
+    files: HashMap<&'static str, (&'static str, Vec<u8>)>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Pages {
     let (tx, reports) = mpsc::channel(4);
     let files = Arc::new(files);
     let app = Router::new()
@@ -98,7 +130,29 @@ pub async fn serve_pages(
         .with_state(tx);
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    match tls {
+        None => {
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        }
+        Some(acceptor) => {
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                    });
+                }
+            });
+        }
+    }
     Pages { ip, port, reports }
 }
 
