@@ -89,16 +89,19 @@ impl LocalCa {
     }
 
     pub fn from_secret(secret: &SecretString) -> Result<Self, CaError> {
-        let text = secret.expose_secret();
-        let split = text
-            .find("-----BEGIN PRIVATE KEY-----")
-            .ok_or(CaError::Stored)?;
-        let (cert_pem, key_pem) = text.split_at(split);
-        let key = KeyPair::from_pem(key_pem).map_err(|_| CaError::Stored)?;
-        let cert = pem::parse(cert_pem).map_err(|_| CaError::Stored)?;
+        let blocks = pem::parse_many(secret.expose_secret()).map_err(|_| CaError::Stored)?;
+        let find = |tag: &str| {
+            blocks
+                .iter()
+                .find(|b| b.tag() == tag)
+                .ok_or(CaError::Stored)
+        };
+        let cert = find("CERTIFICATE")?;
+        let key =
+            KeyPair::try_from(find("PRIVATE KEY")?.contents()).map_err(|_| CaError::Stored)?;
         Ok(LocalCa {
-            cert_pem: cert_pem.to_string(),
-            cert_der: CertificateDer::from(cert.into_contents()),
+            cert_pem: pem::encode(cert),
+            cert_der: CertificateDer::from(cert.contents().to_vec()),
             key,
         })
     }
