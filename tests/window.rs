@@ -3,7 +3,7 @@
 //! Secret Service: the endpoint shows and copies; the gateway stops and starts from the
 //! window; a provider is added and its key lands in the keychain; the test chat streams
 //! through the gateway from the webview; requests appear in Logs; a refused origin is
-//! allowed with one click.
+//! allowed with one click; Trust for Safari puts the local CA in the browsers' store.
 #![cfg(feature = "desktop")]
 
 mod common;
@@ -367,6 +367,17 @@ async fn a_designer_runs_the_window_end_to_end() {
     w.click("[data-view=settings]").await;
     w.wait_text("#settings-form", |t| !t.is_empty()).await;
     w.screenshot("settings-light").await;
+
+    // Trust for Safari: the CA goes into this user's NSS database, as `tls trust` does.
+    w.click("#tls-trust").await;
+    w.wait_text("#tls-state", |t| t.starts_with("Trusted in"))
+        .await;
+    let nssdb = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    let listed = std::process::Command::new("certutil")
+        .args(["-L", "-d", &nssdb, "-n", protogate::tls::trust::NICKNAME])
+        .status()
+        .expect("certutil is installed by scripts/install-deps.sh test");
+    assert!(listed.success(), "the local CA is in the browsers' store");
 
     let _ = http.delete(&w.url).send().await;
     let _ = driver.kill().await;

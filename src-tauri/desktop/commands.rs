@@ -37,6 +37,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         clipboard_write,
         autostart_get,
         autostart_set,
+        tls_status,
+        tls_trust,
     ]
 }
 
@@ -296,6 +298,54 @@ fn clipboard_write(app: AppHandle, text: String) -> Answer<()> {
     app.clipboard()
         .write_text(text)
         .map_err(|e| CommandError::new("clipboard", e))
+}
+
+/// The local CA behind `https://localhost`, for the Settings view.
+#[derive(Debug, Serialize)]
+struct TlsView {
+    ca_exists: bool,
+    fingerprint: Option<String>,
+    trusted_in: Vec<String>,
+}
+
+fn tls_view(ca: Option<&protogate::tls::LocalCa>) -> TlsView {
+    use protogate::tls::trust;
+    TlsView {
+        ca_exists: ca.is_some(),
+        fingerprint: ca.map(|ca| ca.fingerprint()),
+        trusted_in: trust::stores()
+            .into_iter()
+            .filter(|s| trust::is_trusted_in(s))
+            .map(|s| s.display().to_string())
+            .collect(),
+    }
+}
+
+#[tauri::command]
+async fn tls_status(controller: State<'_, Controller>) -> Answer<TlsView> {
+    let ca = protogate::tls::load(controller.secrets())
+        .await
+        .map_err(|e| CommandError::new("keychain", e))?;
+    Ok(tls_view(ca.as_ref()))
+}
+
+/// "Trust for Safari": the CA into this user's trust stores.
+#[tauri::command]
+async fn tls_trust(controller: State<'_, Controller>) -> Answer<TlsView> {
+    let ca = protogate::tls::load_or_create(controller.secrets())
+        .await
+        .map_err(|e| CommandError::new("keychain", e))?;
+    let file = tempfile::Builder::new()
+        .suffix(".pem")
+        .tempfile()
+        .map_err(|e| CommandError::new("file", e))?;
+    std::fs::write(file.path(), ca.cert_pem()).map_err(|e| CommandError::new("file", e))?;
+    let path = file.path().to_path_buf();
+    tauri::async_runtime::spawn_blocking(move || protogate::tls::trust::trust(&path))
+        .await
+        .map_err(|e| CommandError::new("trust", e))?
+        .map_err(|e| CommandError::new("trust", e))?;
+    Ok(tls_view(Some(&ca)))
 }
 
 #[tauri::command]

@@ -8,6 +8,9 @@ let status = { state: "starting", http: null }
 export function showStatus(next) {
     status = next
     $("#endpoint-url").textContent = next.http ? `${next.http}/api/ai-gateway/stream` : "Not running"
+    const https = $("#endpoint-https")
+    https.textContent = next.https ? `Safari: ${next.https}/api/ai-gateway/stream` : ""
+    https.hidden = !next.https
     const words = { running: "Running", stopped: "Stopped", starting: "Starting…", failed: "Could not start" }
     $("#endpoint-state").textContent = words[next.state] ?? next.state
     const toggle = $("#toggle-gateway")

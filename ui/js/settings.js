@@ -18,6 +18,14 @@ async function load() {
 }
 
 export function init() {
+    $("#tls-trust").addEventListener("click", async () => {
+        try {
+            showTls(await call("tls_trust"))
+            toast("Trusted. Restart the browser, then use https://localhost")
+        } catch (error) {
+            showProblem($("#settings-problem"), error)
+        }
+    })
     $("#settings-form").addEventListener("submit", async (event) => {
         event.preventDefault()
         const f = event.target.elements
@@ -41,9 +49,15 @@ export function init() {
     })
 }
 
+function showTls(tls) {
+    const where = tls.trusted_in.length ? `Trusted in ${tls.trusted_in.join(", ")}.` : "Not trusted yet."
+    $("#tls-state").textContent = tls.ca_exists ? `${where} CA fingerprint ${tls.fingerprint.slice(0, 23)}…` : "No certificate yet."
+}
+
 export async function shown() {
     try {
         await load()
+        showTls(await call("tls_status"))
     } catch (error) {
         showProblem($("#settings-problem"), error)
     }
