@@ -99,7 +99,7 @@ async fn startup(binary: &str, settings: &str, n: usize) {
     for _ in 0..n {
         let start = Instant::now();
         let mut child = tokio::process::Command::new(binary)
-            .args(["serve", "--port", "0", "--config", settings])
+            .args(["serve", "--no-https", "--port", "0", "--config", settings])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)

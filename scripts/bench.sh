@@ -30,7 +30,7 @@ cat > "$work/settings.json" <<JSON
   "log": {"dir": "$work/logs"}
 }
 JSON
-PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret "$bin" serve --config "$work/settings.json" > "$work/gateway.out" 2>/dev/null &
+PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret "$bin" serve --no-https --config "$work/settings.json" > "$work/gateway.out" 2>/dev/null &
 gw_pid=$!
 pids+=($gw_pid)
 for _ in $(seq 50); do grep -q listening "$work/gateway.out" 2>/dev/null && break; sleep 0.1; done
