@@ -117,30 +117,14 @@ impl Session {
             return;
         };
         let png = self.send(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(bytes) = png.as_str().and_then(base64_decode) {
+        use base64::Engine as _;
+        let decoded = png
+            .as_str()
+            .map(|b| base64::engine::general_purpose::STANDARD.decode(b));
+        if let Some(Ok(bytes)) = decoded {
             std::fs::write(Path::new(&dir).join(format!("{name}.png")), bytes).unwrap();
         }
     }
-}
-
-/// Standard base64, enough for a screenshot (no extra dependency for it).
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0);
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let value = alphabet.iter().position(|a| *a == c)? as u32;
-        buffer = (buffer << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 fn free_port() -> u16 {
