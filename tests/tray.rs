@@ -2,7 +2,8 @@
 //! `org.kde.StatusNotifierWatcher` on a private session bus, receives the app's tray item,
 //! reads its menu over `com.canonical.dbusmenu`, and clicks it as a person would: the
 //! status line tells the endpoint, Stop stops the gateway, Start starts it, the icon
-//! changes with the state, Copy endpoint fills the clipboard, and Quit ends the app.
+//! changes with the state, Copy endpoint fills the clipboard, and Quit ends the app. It is
+//! the notification server too: a refused site is announced once.
 #![cfg(feature = "desktop")]
 
 mod common;
@@ -57,6 +58,42 @@ impl Watcher {
             .map(|(bus, path)| format!("{bus}{path}"))
             .collect()
     }
+}
+
+/// The desktop's notification server: what was shown, as (summary, body).
+#[derive(Clone, Default)]
+struct Notifications {
+    shown: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        _actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().unwrap();
+        shown.push((summary.to_string(), body.to_string()));
+        shown.len() as u32
+    }
+
+    async fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        ("test".into(), "protogate".into(), "1".into(), "1.2".into())
+    }
+
+    async fn close_notification(&self, _id: u32) {}
 }
 
 /// One menu entry: its dbusmenu id and label (mnemonic underscores removed).
@@ -186,11 +223,16 @@ async fn clipboard(display: &str) -> String {
 async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
     let desktop = Desktop::start();
     let watcher = Watcher::default();
+    let notifications = Notifications::default();
     let bus = zbus::connection::Builder::address(desktop.bus.as_str())
         .unwrap()
         .name("org.kde.StatusNotifierWatcher")
         .unwrap()
         .serve_at("/StatusNotifierWatcher", watcher.clone())
+        .unwrap()
+        .name("org.freedesktop.Notifications")
+        .unwrap()
+        .serve_at("/org/freedesktop/Notifications", notifications.clone())
         .unwrap()
         .build()
         .await
@@ -253,6 +295,37 @@ async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
         "the tray's endpoint answers"
     );
     let running_icon = tray.icon().await;
+
+    // A published site the designer opened is refused, and announced once.
+    let site = "https://acme-coffee.framer.app";
+    for _ in 0..2 {
+        let refused = post_json(
+            &format!("{endpoint}/api/ai-gateway/stream"),
+            Some(site),
+            serde_json::json!({"message": "hi"}),
+        )
+        .await;
+        assert_eq!(refused.status(), 403);
+    }
+    let mut shown = vec![];
+    for _ in 0..50 {
+        shown = notifications.shown.lock().unwrap().clone();
+        if !shown.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shown_now = notifications.shown.lock().unwrap().clone();
+    assert_eq!(
+        shown_now.len(),
+        1,
+        "one notification per refused origin: {shown_now:?}"
+    );
+    assert!(
+        shown[0].0.contains(site) && shown[0].1.contains("Allow this origin"),
+        "it names the site and the one click: {shown:?}"
+    );
 
     tray.click("Copy endpoint").await;
     let mut copied = String::new();

@@ -1,8 +1,12 @@
 //! What the window hears without asking: the gateway's state and the live request log,
 //! pushed as Tauri events (`gateway-state`, `request-log`), and the tray kept in step.
 
+use std::collections::HashSet;
+
 use protogate::controller::Controller;
+use protogate::request_log::{LogEventKind, Record};
 use tauri::{AppHandle, Emitter};
+use tauri_plugin_notification::NotificationExt as _;
 
 use super::commands::StatusView;
 use super::tray;
@@ -26,9 +30,13 @@ pub fn forward(app: &AppHandle, controller: &Controller) {
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
+        let mut announced = HashSet::new();
         loop {
             match records.recv().await {
                 Ok(event) => {
+                    if event.kind == LogEventKind::Finished {
+                        announce_refusal(&handle, &event.record, &mut announced);
+                    }
                     let _ = handle.emit("request-log", event);
                 }
                 // A burst the window could not take: it reloads with `log_recent`.
@@ -37,4 +45,24 @@ pub fn forward(app: &AppHandle, controller: &Controller) {
             }
         }
     });
+}
+
+/// One desktop notification per refused origin and run: a published prototype the
+/// designer opened is waiting for approval, which is one click in Logs.
+fn announce_refusal(app: &AppHandle, record: &Record, announced: &mut HashSet<String>) {
+    let Some(origin) = record.refused_origin() else {
+        return;
+    };
+    if !announced.insert(origin.to_string()) {
+        return;
+    }
+    let shown = app
+        .notification()
+        .builder()
+        .title(format!("{origin} wants to use Protogate"))
+        .body("If it is your prototype, open Protogate → Logs → Allow this origin.")
+        .show();
+    if let Err(e) = shown {
+        tracing::debug!("no desktop notification: {e}");
+    }
 }

@@ -52,6 +52,16 @@ pub struct Record {
     pub(crate) answer_chars: usize,
 }
 
+impl Record {
+    /// The origin of a request refused for its origin (the guard's message starts
+    /// "origin `<origin>` is not allowed"), so the app can offer to approve it.
+    pub fn refused_origin(&self) -> Option<&str> {
+        let rest = self.error.as_deref()?.strip_prefix("origin `")?;
+        let (origin, tail) = rest.split_once('`')?;
+        tail.starts_with(" is not allowed").then_some(origin)
+    }
+}
+
 /// A record under construction, shared by the log layer and the handler.
 #[derive(Clone, Debug)]
 pub struct RecordHandle {
@@ -178,6 +188,20 @@ mod tests {
         assert_eq!(r.prompt.as_deref(), Some("abcde…"));
         assert_eq!(r.answer.as_deref(), Some("12345"));
         assert!(r.ttft_ms.is_some());
+    }
+
+    #[test]
+    fn a_refused_origin_is_read_back_from_the_refusal() {
+        let refused = Record {
+            error: Some("origin `https://a.framer.app` is not allowed. If this is…".into()),
+            ..Record::default()
+        };
+        assert_eq!(refused.refused_origin(), Some("https://a.framer.app"));
+        let other = Record {
+            error: Some("access token missing".into()),
+            ..Record::default()
+        };
+        assert_eq!(other.refused_origin(), None);
     }
 
     #[test]
