@@ -127,6 +127,16 @@ impl Session {
     }
 }
 
+async fn clipboard(display: &str) -> String {
+    let out = tokio::process::Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", display)
+        .output()
+        .await
+        .expect("xclip is installed by scripts/install-deps.sh test");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -229,13 +239,7 @@ async fn a_designer_runs_the_window_end_to_end() {
     w.click("[data-copy=endpoint]").await;
     let mut copied = String::new();
     for _ in 0..50 {
-        let out = tokio::process::Command::new("xclip")
-            .args(["-o", "-selection", "clipboard"])
-            .env("DISPLAY", &desktop.display)
-            .output()
-            .await
-            .unwrap();
-        copied = String::from_utf8_lossy(&out.stdout).into_owned();
+        copied = clipboard(&desktop.display).await;
         if copied == url {
             break;
         }
@@ -351,6 +355,38 @@ async fn a_designer_runs_the_window_end_to_end() {
     w.click("[data-view=settings]").await;
     w.wait_text("#settings-form", |t| !t.is_empty()).await;
     w.screenshot("settings-light").await;
+
+    // A new access token: on the clipboard and in the keychain, never in the page.
+    w.click("#token-generate").await;
+    let mut stored = String::new();
+    for _ in 0..50 {
+        stored = secret_tool(
+            &desktop,
+            home.path(),
+            &[
+                "lookup",
+                "service",
+                "protogate",
+                "username",
+                "protogate-access-token",
+            ],
+        );
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stored.starts_with("pg_"),
+        "the token is in the keychain: {stored:?}"
+    );
+    assert_eq!(
+        clipboard(&desktop.display).await,
+        stored,
+        "and on the clipboard"
+    );
+    let page = w.text("body").await;
+    assert!(!page.contains(&stored), "the window never shows it");
 
     // Trust for Safari: the CA goes into this user's NSS database, as `tls trust` does.
     w.click("#tls-trust").await;

@@ -39,6 +39,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         autostart_set,
         tls_status,
         tls_trust,
+        access_token_generate,
     ]
 }
 
@@ -298,6 +299,29 @@ fn clipboard_write(app: AppHandle, text: String) -> Answer<()> {
     app.clipboard()
         .write_text(text)
         .map_err(|e| CommandError::new("clipboard", e))
+}
+
+/// A new access token, stored in the keychain and put on the clipboard for the prototype
+/// that needs it (LAN serving, `allow_any_origin`). The window never receives it.
+#[tauri::command]
+async fn access_token_generate(app: AppHandle, controller: State<'_, Controller>) -> Answer<()> {
+    let token = format!(
+        "pg_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let secret = SecretString::from(token.clone());
+    app.clipboard()
+        .write_text(token)
+        .map_err(|e| CommandError::new("clipboard", e))?;
+    let secrets = controller.secrets().clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        secrets.set_blocking(protogate::secrets::ACCESS_TOKEN_ACCOUNT, &secret)
+    })
+    .await
+    .map_err(|e| CommandError::new("keychain", e))?
+    .map_err(|e| CommandError::new("keychain", e))?;
+    Ok(())
 }
 
 /// The local CA behind `https://localhost`, for the Settings view.

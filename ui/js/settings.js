@@ -18,6 +18,14 @@ async function load() {
 }
 
 export function init() {
+    $("#token-generate").addEventListener("click", async () => {
+        try {
+            await call("access_token_generate")
+            toast("A new access token is on the clipboard (and in the keychain)")
+        } catch (error) {
+            showProblem($("#settings-problem"), error)
+        }
+    })
     $("#tls-trust").addEventListener("click", async () => {
         try {
             showTls(await call("tls_trust"))
