@@ -145,21 +145,6 @@ async fn a_key_deleted_or_replaced_outside_protogate_is_noticed_by_the_running_g
     ));
 }
 
-/// A session bus that starts nothing by itself, so no keychain exists until the script
-/// starts one.
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>"#;
-
 /// Starts the gateway before any keychain exists; once the test creates `go`, starts an
 /// unlocked keychain, stores the access token with `protogate secrets set`, and creates
 /// `ready`.
@@ -187,7 +172,7 @@ async fn a_keychain_that_starts_after_the_gateway_is_used_once_it_is_up() {
         "providers": [{"id": "demo", "kind": "demo", "chunk_delay_ms": 1}],
     });
     std::fs::write(home.path().join("settings.json"), settings.to_string()).unwrap();
-    std::fs::write(home.path().join("bus.conf"), BUS_CONFIG).unwrap();
+    std::fs::write(home.path().join("bus.conf"), common::desktop::BUS_CONFIG).unwrap();
     let mut child = tokio::process::Command::new("dbus-run-session")
         .arg(format!(
             "--config-file={}",

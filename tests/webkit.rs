@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::desktop::Desktop;
+use common::desktop::{free_port, webdriver_session, Desktop};
 use common::pages::*;
 use common::*;
 use serde_json::{json, Value};
@@ -24,14 +24,6 @@ fn minibrowser() -> PathBuf {
         .map(|d| d.path().join("webkit2gtk-4.1/MiniBrowser"))
         .find(|p| p.exists())
         .expect("WebKitGTK's MiniBrowser is installed by scripts/install-deps.sh test")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Opens `url` in MiniBrowser under WebDriver and waits for the page's report. The page
@@ -57,24 +49,7 @@ async fn visit(
         "webkitgtk:browserOptions": {"binary": minibrowser(), "args": ["--automation"]},
         "acceptInsecureCerts": true,
     }}});
-    let mut session = Value::Null;
-    for _ in 0..100 {
-        if let Ok(res) = http
-            .post(format!("http://127.0.0.1:{port}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-        {
-            session = res.json().await.unwrap_or(Value::Null);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a WebDriver session with MiniBrowser: {session}"))
-        .to_string();
-    let base = format!("http://127.0.0.1:{port}/session/{id}");
+    let base = webdriver_session(&http, &format!("http://127.0.0.1:{port}"), capabilities).await;
     http.post(format!("{base}/url"))
         .json(&json!({"url": url}))
         .send()

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::desktop::Desktop;
+use common::desktop::{free_port, webdriver_session, Desktop};
 use common::mock_openai::MockOpenAi;
 use common::*;
 use serde_json::{json, Value};
@@ -137,14 +137,6 @@ async fn clipboard(display: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn secret_tool(desktop: &Desktop, home: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("secret-tool")
         .args(args)
@@ -201,26 +193,9 @@ async fn a_designer_runs_the_window_end_to_end() {
         "application": binary(),
         "args": ["--config", settings_path],
     }}}});
-    let mut created = Value::Null;
-    for _ in 0..100 {
-        if let Ok(res) = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-        {
-            created = res.json().await.unwrap_or(Value::Null);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = created["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a WebDriver session with the app: {created}"))
-        .to_string();
     let w = Session {
         http: http.clone(),
-        url: format!("{base}/session/{id}"),
+        url: webdriver_session(&http, &base, capabilities).await,
     };
 
     // Endpoint: the URL is shown and copies.

@@ -161,8 +161,8 @@ impl AsapGatewayProvider {
 mod tests {
     use super::*;
 
-    #[test]
-    fn streaming_url_replaces_invoke_and_fills_the_model() {
+    /// A provider whose URL has the model as a path segment, as the seed's gateway does.
+    fn provider() -> AsapGatewayProvider {
         let config = crate::config::parse(
             r#"{"default_provider": "gw", "providers": [{"id": "gw", "kind": "asap-gateway",
                 "base_url": "https://ai.example/v1/bedrock/model/{model}/invoke", "default_model": "claude-x",
@@ -171,7 +171,12 @@ mod tests {
         )
         .unwrap();
         let upstream = Upstream::new(config.limits.clone(), crate::secrets::SecretStore::new());
-        let p = AsapGatewayProvider::new(config.provider("gw").unwrap(), upstream);
+        AsapGatewayProvider::new(config.provider("gw").unwrap(), upstream)
+    }
+
+    #[test]
+    fn streaming_url_replaces_invoke_and_fills_the_model() {
+        let p = provider();
         let url = |model: &str, stream| p.url(model, stream).map(|u| u.to_string());
         assert_eq!(
             url("claude-x", false).unwrap(),
@@ -189,15 +194,7 @@ mod tests {
 
     #[test]
     fn a_model_name_cannot_leave_its_segment() {
-        let config = crate::config::parse(
-            r#"{"default_provider": "gw", "providers": [{"id": "gw", "kind": "asap-gateway",
-                "base_url": "https://ai.example/v1/bedrock/model/{model}/invoke", "default_model": "claude-x",
-                "asap": {"issuer": "p", "key_id": "p/k", "audience": "ai"}}]}"#,
-            "t",
-        )
-        .unwrap();
-        let upstream = Upstream::new(config.limits.clone(), crate::secrets::SecretStore::new());
-        let p = AsapGatewayProvider::new(config.provider("gw").unwrap(), upstream);
+        let p = provider();
         for (model, path) in [
             (
                 "ai-gateway/../../../admin/x?",

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// A session bus with no service files: only what a test starts is on it.
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+pub const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -95,4 +95,35 @@ fn first_line(child: &mut Child) -> String {
         .read_line(&mut line)
         .unwrap();
     line.trim().to_string()
+}
+
+/// A free port on loopback for a driver to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Opens a WebDriver session at the driver on `base` (`http://127.0.0.1:PORT`), waiting
+/// for the driver to listen; the session's URL.
+pub async fn webdriver_session(
+    http: &reqwest::Client,
+    base: &str,
+    capabilities: serde_json::Value,
+) -> String {
+    let mut created = serde_json::Value::Null;
+    for _ in 0..100 {
+        let request = http.post(format!("{base}/session")).json(&capabilities);
+        if let Ok(res) = request.send().await {
+            created = res.json().await.unwrap_or(serde_json::Value::Null);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let id = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a WebDriver session: {created}"));
+    format!("{base}/session/{id}")
 }
