@@ -215,18 +215,56 @@ impl Controller {
         let source = self.inner.settings_path.display().to_string();
         let config = Config::from_raw(raw.clone(), &source)?;
         config::write_atomically(&self.inner.settings_path, &raw.to_json())?;
+        Ok(self.apply(raw, config).await)
+    }
+
+    /// Reads the settings file again, after an edit by hand, and applies it as
+    /// [`Controller::save_settings`] does (without writing). A mistake in the file leaves
+    /// the running gateway as it was and is returned, naming the field.
+    pub async fn reload_from_disk(&self) -> Result<GatewayState, ConfigError> {
+        let path = &self.inner.settings_path;
+        let raw = config::read_raw(path)?;
+        if raw.to_json() == self.settings().to_json() {
+            return Ok(self.state());
+        }
+        let config = Config::from_raw(raw.clone(), &path.display().to_string())?;
+        Ok(self.apply(raw, config).await)
+    }
+
+    /// Follows the settings file: an edit by hand (another editor, a script) applies
+    /// within `every`; a broken edit is logged and the running settings stay.
+    pub fn watch_file(&self, every: std::time::Duration) -> JoinHandle<()> {
+        let controller = self.clone();
+        tokio::spawn(async move {
+            let stamp = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let mut seen = stamp(&controller.inner.settings_path);
+            loop {
+                tokio::time::sleep(every).await;
+                let now = stamp(&controller.inner.settings_path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if let Err(e) = controller.reload_from_disk().await {
+                    tracing::warn!("the edited settings are not applied: {e}");
+                }
+            }
+        })
+    }
+
+    async fn apply(&self, raw: RawConfig, config: Config) -> GatewayState {
         let before = self.config();
         *self.inner.raw.lock().expect("settings lock") = raw;
         let running = self.inner.running.lock().await;
         let Some(current) = running.as_ref() else {
-            return Ok(self.state());
+            return self.state();
         };
         if (config.host, config.port) == (before.host, before.port) {
             current.live.replace(self.app_state(config));
-            return Ok(self.state());
+            return self.state();
         }
         drop(running);
-        Ok(self.restart().await)
+        self.restart().await
     }
 
     fn app_state(&self, config: Config) -> AppState {

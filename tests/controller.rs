@@ -216,3 +216,57 @@ async fn settings_change_under_load_with_no_failed_request() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_settings_file_edited_by_hand_applies_while_running_and_a_broken_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.json");
+    let base = settings(json!({}));
+    std::fs::write(&path, base.to_string()).unwrap();
+    let gateway = controller(&dir, base.clone());
+    let url = endpoint(&gateway.start().await);
+    let watching = gateway.watch_file(Duration::from_millis(100));
+    let site = "https://coffee-app.framer.app";
+    let status = || async {
+        post_json(
+            &format!("{url}/api/ai-gateway/stream"),
+            Some(site),
+            json!({"message": "hi"}),
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    assert_eq!(status().await, 403);
+
+    let mut edited = base.clone();
+    edited["cors"] = json!({"allowed_origins": [site]});
+    // A second's sleep first: a file system may keep modification times to the second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&path, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    let mut now = 0;
+    for _ in 0..50 {
+        now = status().await;
+        if now == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(now, 200, "the hand edit applies without a restart");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&path, "{ \"port\": ").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status().await,
+        200,
+        "a broken edit leaves the running settings"
+    );
+    let err = gateway.reload_from_disk().await.unwrap_err().to_string();
+    assert!(
+        err.contains("settings.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    watching.abort();
+    gateway.stop().await;
+}

@@ -241,6 +241,15 @@ pub fn load_or_create(path: &Path) -> Result<Config, ConfigError> {
     Config::from_raw(read_raw_or_create(path)?, &source)
 }
 
+/// Reads the file at `path` as written, before checks; a missing file is an error.
+pub fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_raw(&text, &path.display().to_string())
+}
+
 /// Reads the file at `path` as written, before checks, so the command line can override
 /// fields first. A missing file is created with the defaults.
 pub fn read_raw_or_create(path: &Path) -> Result<RawConfig, ConfigError> {

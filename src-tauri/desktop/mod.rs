@@ -69,6 +69,7 @@ pub fn run(config_path: Option<PathBuf>, hidden: bool) -> Result<(), String> {
         .setup(move |app| {
             tray::create(app.handle())?;
             events::forward(app.handle(), &controller);
+            controller.watch_file(std::time::Duration::from_secs(1));
             let starting = controller.clone();
             tauri::async_runtime::spawn(async move {
                 let state = starting.start().await;
