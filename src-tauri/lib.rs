@@ -7,16 +7,19 @@
 //! - [`chat`]: the gateway's own chat model that every format translates through.
 //! - [`wire`]: client and provider wire formats (the seed contract, OpenAI, Anthropic).
 //! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
+//! - [`chatkit`]: OpenAI's ChatKit UI served on `/api/chatkit`, threads kept per origin.
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
 //! - [`controller`]: start, stop and restart the gateway, watch its state, change its
 //!   settings while it runs; shared by the tray app and the command line.
-//! - [`cli`]: the command line (`serve`, `secrets`, `providers`, `check`).
+//!
+//! The command line (`serve`, `secrets`, `providers`, `check`, `tls`) lives in the
+//! binary, so that clap and rpassword never reach the library the shell links.
 //!
 //! The core never names Tauri; the desktop shell arrives behind the `desktop` feature.
 
 pub mod chat;
-pub mod cli;
+pub mod chatkit;
 pub mod config;
 pub mod controller;
 pub mod error;

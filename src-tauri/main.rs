@@ -3,16 +3,17 @@
 //! No `windows_subsystem = "windows"` here: on Windows it would cut `protogate serve` and
 //! `protogate secrets set` off from the terminal they run in (no output, no prompt).
 
+mod cli;
 #[cfg(feature = "desktop")]
 mod desktop;
 
 fn main() -> std::process::ExitCode {
     #[cfg(feature = "desktop")]
-    let desktop = Some(protogate::cli::DesktopApp {
+    let desktop = Some(cli::DesktopApp {
         available: desktop::display_available,
         run: desktop::run,
     });
     #[cfg(not(feature = "desktop"))]
     let desktop = None;
-    protogate::cli::main(desktop)
+    cli::main(desktop)
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{load_config, SecretsCommand, ServeArgs};
-use crate::config::{Config, ProviderKind};
-use crate::providers::{AsapSigner, Registry, Upstream};
-use crate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE};
+use protogate::config::{Config, ProviderKind};
+use protogate::providers::{AsapSigner, Registry, Upstream};
+use protogate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE};
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
@@ -93,7 +93,7 @@ fn print_unused_keys(config: &Config, store: &SecretStore) {
         }
     };
     for id in accounts {
-        let reserved = id == ACCESS_TOKEN_ACCOUNT || id == crate::tls::CA_ACCOUNT;
+        let reserved = id == ACCESS_TOKEN_ACCOUNT || id == protogate::tls::CA_ACCOUNT;
         if !reserved && config.provider(&id).is_none() {
             println!(
                 "{id:<24} {:<14} set (in the keychain), used by no provider; remove it with \

@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod tls;
 
-use crate::config::{self, Config};
-use crate::gateway::{self, AppState};
-use crate::request_log::RequestLog;
-use crate::secrets::SecretStore;
+use protogate::config::{self, Config};
+use protogate::gateway::{self, AppState};
+use protogate::request_log::RequestLog;
+use protogate::secrets::SecretStore;
 
 #[derive(Debug, Parser)]
 #[command(

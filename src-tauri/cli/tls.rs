@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{load_config, ServeArgs, TlsCommand};
-use crate::secrets::SecretStore;
-use crate::tls::{self, trust};
+use protogate::secrets::SecretStore;
+use protogate::tls::{self, trust};
 
 pub fn run(config_path: Option<PathBuf>, command: TlsCommand) -> Result<(), String> {
     let (config, _) = load_config(config_path, &ServeArgs::default())?;

@@ -16,8 +16,8 @@ pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
 pub use raw::{
-    AsapSection, Audience, CorsSection, HttpsSection, LimitsSection, LogSection, ProviderKind,
-    ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_PORT,
+    AsapSection, Audience, ChatKitSection, CorsSection, HttpsSection, LimitsSection, LogSection,
+    ProviderKind, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_PORT,
 };
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
@@ -80,6 +80,16 @@ pub struct Config {
     pub keychain_cache: Duration,
     /// The HTTPS port (`https://localhost`), when HTTPS is on.
     pub https_port: Option<u16>,
+    pub chatkit: ChatKitSettings,
+}
+
+/// Where ChatKit threads are kept, and how many.
+#[derive(Clone, Debug)]
+pub struct ChatKitSettings {
+    /// `None` when the OS has no data directory: threads are then kept in memory.
+    pub dir: Option<PathBuf>,
+    pub bounds: crate::chatkit::store::Bounds,
+    pub max_upload_bytes: usize,
 }
 
 impl Config {
@@ -210,6 +220,7 @@ impl Config {
             },
             keychain_cache: Duration::from_millis(raw.keychain_cache_ms),
             https_port: raw.https.enabled.then_some(raw.https.port),
+            chatkit: chatkit_settings(raw.chatkit, invalid)?,
         })
     }
 
@@ -217,6 +228,32 @@ impl Config {
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.id == id)
     }
+}
+
+fn chatkit_settings(
+    raw: ChatKitSection,
+    invalid: impl Fn(&str, String) -> ConfigError,
+) -> Result<ChatKitSettings, ConfigError> {
+    let positive = |field: &str, v: u64| {
+        if v == 0 {
+            Err(invalid(
+                &format!("chatkit.{field}"),
+                "must be above 0".into(),
+            ))
+        } else {
+            Ok(v)
+        }
+    };
+    Ok(ChatKitSettings {
+        dir: raw
+            .dir
+            .or_else(|| project_dirs().map(|d| d.data_local_dir().join("chatkit"))),
+        bounds: crate::chatkit::store::Bounds {
+            max_threads: positive("max_threads", raw.max_threads as u64)? as usize,
+            max_age: Duration::from_secs(positive("max_age_days", raw.max_age_days)? * 86_400),
+        },
+        max_upload_bytes: positive("max_upload_bytes", raw.max_upload_bytes as u64)? as usize,
+    })
 }
 
 /// The settings file in the OS config directory (`$XDG_CONFIG_HOME/protogate/settings.json`).

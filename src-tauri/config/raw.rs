@@ -34,6 +34,33 @@ pub struct RawConfig {
     pub keychain_cache_ms: u64,
     /// `https://localhost` beside plain http, for Safari.
     pub https: HttpsSection,
+    /// ChatKit threads (`/api/chatkit`).
+    pub chatkit: ChatKitSection,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatKitSection {
+    /// Defaults to the OS data directory (`$XDG_DATA_HOME/protogate/chatkit` on Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Threads kept per origin; the oldest go first.
+    pub max_threads: usize,
+    /// Threads older than this are dropped.
+    pub max_age_days: u64,
+    /// Largest image a page may upload.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for ChatKitSection {
+    fn default() -> Self {
+        ChatKitSection {
+            dir: None,
+            max_threads: 100,
+            max_age_days: 30,
+            max_upload_bytes: 5 << 20,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -199,6 +226,7 @@ impl Default for RawConfig {
             log: LogSection::default(),
             keychain_cache_ms: 5_000,
             https: HttpsSection::default(),
+            chatkit: ChatKitSection::default(),
         }
     }
 }

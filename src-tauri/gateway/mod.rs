@@ -14,12 +14,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
 
+pub(crate) use body::JsonBody;
 pub use conn::ClientStall;
 pub use server::{serve_live, serve_live_tls, LiveRouter, DRAIN};
 pub use state::AppState;
@@ -112,6 +114,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(routes::messages))
         .route("/v1/responses", post(routes::responses_create))
         .route("/v1/models", get(routes::models_list))
+        .route("/api/chatkit", post(crate::chatkit::handle))
+        .route(
+            "/api/chatkit/upload",
+            // Room for the form's own lines around the image.
+            post(crate::chatkit::upload).layer(DefaultBodyLimit::max(
+                state.config.chatkit.max_upload_bytes + 16 * 1024,
+            )),
+        )
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
         .fallback(routes::not_found)

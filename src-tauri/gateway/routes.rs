@@ -20,7 +20,7 @@ use crate::request_log::RecordHandle;
 use crate::wire::{anthropic, openai, responses, seed, ClientRequest};
 
 impl AppState {
-    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
+    pub(crate) fn stream_permit(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
         self.streams
             .clone()
             .try_acquire_owned()

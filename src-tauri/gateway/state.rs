@@ -3,7 +3,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::FromRef;
@@ -30,6 +30,8 @@ pub struct Inner {
     /// Upstream answers open at once.
     pub streams: Arc<Semaphore>,
     pub started: Instant,
+    /// ChatKit's threads, opened on the first ChatKit request.
+    pub chatkit: OnceLock<Arc<crate::chatkit::store::Store>>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             limiter_checks: AtomicU64::new(0),
             streams,
             started: Instant::now(),
+            chatkit: OnceLock::new(),
         }))
     }
 }

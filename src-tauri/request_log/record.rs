@@ -47,6 +47,9 @@ pub struct Record {
     pub error: Option<String>,
     pub prompt: Option<String>,
     pub answer: Option<String>,
+    /// The ChatKit thread a `/api/chatkit` request belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
     /// Characters in `answer`, so each chunk need not count them again.
     #[serde(skip)]
     pub(crate) answer_chars: usize,
@@ -131,6 +134,10 @@ impl RecordHandle {
         if first {
             self.publish(LogEventKind::Updated);
         }
+    }
+
+    pub fn set_thread(&self, thread: &str) {
+        self.with(|r| r.thread = Some(thread.to_string()));
     }
 
     pub fn set_usage(&self, usage: Usage) {

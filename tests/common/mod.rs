@@ -234,6 +234,21 @@ pub async fn serve_https(
 ) -> (tokio::process::Child, String, String) {
     let mut settings = settings(json!({"https": {"enabled": true, "port": 0}}));
     merge(&mut settings, extra);
+    let (child, line) = spawn_serve(home, settings).await;
+    (child, url_in(&line, "http://"), url_in(&line, "https://"))
+}
+
+/// `protogate serve` over plain http on a free port, in `home`, with `settings` as they
+/// are; the process and its URL.
+pub async fn serve_process(
+    home: &std::path::Path,
+    settings: Value,
+) -> (tokio::process::Child, String) {
+    let (child, line) = spawn_serve(home, settings).await;
+    (child, url_in(&line, "http://"))
+}
+
+async fn spawn_serve(home: &std::path::Path, settings: Value) -> (tokio::process::Child, String) {
     std::fs::write(home.join("settings.json"), settings.to_string()).unwrap();
     let mut child = tokio::process::Command::new(binary())
         .args(["--config"])
@@ -254,11 +269,12 @@ pub async fn serve_https(
         .expect("the gateway starts")
         .unwrap()
         .expect("a URL line");
-    let url = |scheme: &str| {
-        line.split_whitespace()
-            .find(|w| w.starts_with(scheme))
-            .unwrap_or_else(|| panic!("a {scheme} URL in {line:?}"))
-            .to_string()
-    };
-    (child, url("http://"), url("https://"))
+    (child, line)
+}
+
+fn url_in(line: &str, scheme: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with(scheme))
+        .unwrap_or_else(|| panic!("a {scheme} URL in {line:?}"))
+        .to_string()
 }

@@ -1,0 +1,292 @@
+//! One assistant turn as a ChatKit event stream: the whole thread goes to the provider
+//! through the canonical chat model, and its text comes back as the assistant message's
+//! content-part events, in the order the SDK's reference server emits them.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::store::{self, Store, StoredThread};
+use super::types::{
+    AssistantMessageItem, Event, ItemUpdate, OutputText, StreamOptions, ThreadItem, UserMessageItem,
+};
+use crate::chat::{ChatEvent, ChatRequest, ImageSource, Message, Part, Role};
+use crate::error::GatewayError;
+use crate::gateway::AppState;
+use crate::request_log::RecordHandle;
+
+/// What an answer needs.
+pub struct Turn {
+    pub state: AppState,
+    pub store: Arc<Store>,
+    pub origin: String,
+    pub record: RecordHandle,
+    /// The thread with the message to answer as its last user message.
+    pub thread: StoredThread,
+    /// Events that come before the answer (the new thread, the user's message).
+    pub prelude: Vec<Event>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Titles are the first message's opening words, cut at a word.
+const TITLE_CHARS: usize = 48;
+
+pub fn answer(turn: Turn) -> Response {
+    let Turn {
+        state,
+        store,
+        origin,
+        record,
+        thread,
+        prelude,
+        permit,
+    } = turn;
+    let events = async_stream::stream! {
+        let _permit = permit;
+        for event in prelude {
+            yield event;
+        }
+        yield Event::StreamOptions { stream_options: StreamOptions { allow_cancel: true } };
+        let Some(last) = last_user_message(&thread) else {
+            yield Event::error("this thread has no message to answer", false);
+            return;
+        };
+        let (provider, chat) = match state
+            .providers
+            .route(None, last.inference_options.model.as_deref())
+        {
+            Ok((provider, model)) => {
+                let chat = chat_request(&thread, model);
+                record.set_request(provider.id(), &chat.model, &chat.prompt());
+                (provider, chat)
+            }
+            Err(why) => {
+                record.set_error(why.clone());
+                yield Event::error(why, false);
+                return;
+            }
+        };
+        let mut frames = match provider.stream(chat).await {
+            Ok(frames) => frames,
+            Err(e) => {
+                let message = GatewayError::from(e).to_string();
+                record.set_error(message.clone());
+                yield Event::error(message, true);
+                return;
+            }
+        };
+        let mut partial = Partial {
+            store: &store,
+            origin: &origin,
+            item: AssistantMessageItem {
+                id: store::new_id("msg"),
+                thread_id: thread.meta.id.clone(),
+                created_at: store::now(),
+                content: vec![],
+            },
+            done: false,
+        };
+        yield Event::ItemAdded { item: ThreadItem::AssistantMessage(partial.item.clone()) };
+        partial.item.content.push(OutputText::default());
+        yield Event::ItemUpdated {
+            item_id: partial.item.id.clone(),
+            update: ItemUpdate::PartAdded { content_index: 0, content: OutputText::default() },
+        };
+        while let Some(frame) = frames.next().await {
+            match frame {
+                Ok(frame) => {
+                    let mut end = false;
+                    for event in frame.events {
+                        match event {
+                            ChatEvent::Text(delta) if !delta.is_empty() => {
+                                record.push_answer(&delta);
+                                partial.item.content[0].text.push_str(&delta);
+                                yield Event::ItemUpdated {
+                                    item_id: partial.item.id.clone(),
+                                    update: ItemUpdate::TextDelta { content_index: 0, delta },
+                                };
+                            }
+                            ChatEvent::Usage(usage) => record.set_usage(usage),
+                            ChatEvent::End => end = true,
+                            _ => {}
+                        }
+                    }
+                    if end {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // As the SDK does on an error: the unfinished answer is not kept, so
+                    // a retry starts clean.
+                    partial.done = true;
+                    let message = GatewayError::from(e).to_string();
+                    record.set_error(message.clone());
+                    yield Event::error(message, true);
+                    return;
+                }
+            }
+        }
+        partial.done = true;
+        let item = partial.item.clone();
+        yield Event::ItemUpdated {
+            item_id: item.id.clone(),
+            update: ItemUpdate::PartDone { content_index: 0, content: item.content[0].clone() },
+        };
+        let item = ThreadItem::AssistantMessage(item);
+        if let Err(e) = store.add_item(&origin, &thread.meta.id, item.clone()) {
+            yield Event::error(e.to_string(), false);
+            return;
+        }
+        yield Event::ItemDone { item };
+        if thread.meta.title.is_none() {
+            let title = title_from(&last.text());
+            if let Ok(meta) = store.set_title(&origin, &thread.meta.id, &title) {
+                yield Event::ThreadUpdated { thread: super::bare(meta) };
+            }
+        }
+    };
+    sse(events)
+}
+
+/// A request the gateway cannot act on, answered in the stream as ChatKit.js expects.
+pub fn refusal(prelude: Vec<Event>, reason: &'static str) -> Response {
+    sse(futures_util::stream::iter(prelude.into_iter().chain([
+        Event::StreamOptions {
+            stream_options: StreamOptions { allow_cancel: true },
+        },
+        Event::error(reason, false),
+    ])))
+}
+
+fn sse(events: impl futures_util::Stream<Item = Event> + Send + 'static) -> Response {
+    let body = events.map(|event| {
+        let mut line = b"data: ".to_vec();
+        serde_json::to_writer(&mut line, &event).expect("events serialize");
+        line.extend_from_slice(b"\n\n");
+        Ok::<_, Infallible>(Bytes::from(line))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// An answer still streaming. If the page stops the stream (ChatKit's stop button, a
+/// reload) the text so far is kept, as the SDK's server keeps it on cancellation.
+struct Partial<'a> {
+    store: &'a Store,
+    origin: &'a str,
+    item: AssistantMessageItem,
+    done: bool,
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        let has_text = self.item.content.iter().any(|c| !c.text.trim().is_empty());
+        if !self.done && has_text {
+            let item = ThreadItem::AssistantMessage(self.item.clone());
+            let _ = self.store.add_item(self.origin, &self.item.thread_id, item);
+        }
+    }
+}
+
+fn last_user_message(thread: &StoredThread) -> Option<UserMessageItem> {
+    thread.items.iter().rev().find_map(|i| match i {
+        ThreadItem::UserMessage(m) => Some(m.clone()),
+        _ => None,
+    })
+}
+
+/// The whole thread as history, images included.
+pub fn chat_request(thread: &StoredThread, model: String) -> ChatRequest {
+    let messages = thread
+        .items
+        .iter()
+        .map(|item| match item {
+            ThreadItem::UserMessage(m) => {
+                let mut parts = vec![Part::Text(m.text())];
+                parts.extend(m.attachments.iter().filter_map(|a| {
+                    let (head, data) = a.preview_url.strip_prefix("data:")?.split_once(',')?;
+                    Some(Part::Image(ImageSource::Base64 {
+                        media_type: head.strip_suffix(";base64")?.to_string(),
+                        data: data.to_string(),
+                    }))
+                }));
+                Message {
+                    role: Role::User,
+                    parts,
+                }
+            }
+            ThreadItem::AssistantMessage(m) => Message::text(
+                Role::Assistant,
+                m.content
+                    .iter()
+                    .map(|c| c.text.as_str())
+                    .collect::<String>(),
+            ),
+        })
+        .collect();
+    ChatRequest {
+        model,
+        messages,
+        ..Default::default()
+    }
+}
+
+/// The first words of `text`, at most [`TITLE_CHARS`] characters, cut at a word.
+pub fn title_from(text: &str) -> String {
+    let words = text.split_whitespace();
+    let mut title = String::new();
+    for word in words {
+        let extra = usize::from(!title.is_empty()) + word.chars().count();
+        if title.chars().count() + extra > TITLE_CHARS {
+            if title.is_empty() {
+                title = word.chars().take(TITLE_CHARS).collect();
+            }
+            title.push('…');
+            break;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(word);
+    }
+    if title.is_empty() {
+        "New chat".into()
+    } else {
+        title
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_the_opening_words() {
+        assert_eq!(
+            title_from("  Plan a trip\nto Lisbon "),
+            "Plan a trip to Lisbon"
+        );
+        let long = "Write a friendly onboarding message for a meditation app aimed at busy parents";
+        let title = title_from(long);
+        assert!(
+            title.ends_with('…') && title.chars().count() <= TITLE_CHARS + 1,
+            "{title}"
+        );
+        assert!(long.starts_with(title.trim_end_matches('…')), "{title}");
+        assert_eq!(title_from(""), "New chat");
+    }
+}
