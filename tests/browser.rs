@@ -331,3 +331,112 @@ async fn the_openai_sdk_streams_from_a_public_page() {
         "{text}"
     );
 }
+
+/// ChatKit.js's request loop, as the ChatKit component in `ui/framer/` runs it: every call
+/// is a `fetch` marked `targetAddressSpace: "loopback"` to `/api/chatkit`, streamed
+/// answers read as SSE from the body. Creates a thread (unless `list_only`), adds a
+/// message, lists the threads, and reports.
+fn chatkit_page(base: &str, list_only: bool) -> String {
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><title>chatkit</title>
+<script>
+const base = {base:?};
+const call = (body) => fetch(base + "/api/chatkit", {{
+  method: "POST",
+  headers: {{ "Content-Type": "application/json" }},
+  body: JSON.stringify(body),
+  targetAddressSpace: "loopback",
+}});
+async function events(body) {{
+  const response = await call(body);
+  if (!response.ok) throw new Error("ChatKit request failed: " + response.status);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "", out = [];
+  while (true) {{
+    const {{ done, value }} = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, {{ stream: true }});
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {{
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      if (block.startsWith("data: ")) out.push(JSON.parse(block.slice(6)));
+    }}
+  }}
+  return out;
+}}
+const input = (text) => ({{ content: [{{ type: "input_text", text }}], attachments: [], inference_options: {{}} }});
+(async () => {{
+  const report = {{ ok: false }};
+  try {{
+    if (!{list_only}) {{
+      const created = await events({{ type: "threads.create", params: {{ input: input("Hi from ChatKit") }} }});
+      const thread = created.find((e) => e.type === "thread.created").thread.id;
+      const more = await events({{ type: "threads.add_user_message", params: {{ thread_id: thread, input: input("And again") }} }});
+      const answer = (list) => list.filter((e) => e.type === "thread.item.updated" && e.update.type.endsWith("text_delta"))
+        .map((e) => e.update.delta).join("");
+      report.first = answer(created);
+      report.second = answer(more);
+      report.types = created.map((e) => e.type);
+    }}
+    const threads = await (await call({{ type: "threads.list", params: {{}} }})).json();
+    report.threads = threads.data.map((t) => t.title);
+    report.ok = true;
+  }} catch (error) {{
+    report.error = String(error);
+  }}
+  await fetch("/report", {{ method: "POST", body: JSON.stringify(report) }});
+}})();
+</script>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chatkit_streams_from_a_public_page_and_threads_stay_with_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = spawn_gateway(settings(json!({"chatkit": {"dir": dir.path()}}))).await;
+    let base = gw.url("");
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([("/", html(chatkit_page(&base, false)))]),
+    )
+    .await;
+    let granted = [pages.origin()];
+    let report = visit(
+        &pages.url("/"),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    let first = report["first"].as_str().unwrap();
+    assert!(
+        first.starts_with("[Protogate demo]") && first.contains("Hi from ChatKit"),
+        "{first}"
+    );
+    assert!(
+        report["second"].as_str().unwrap().contains("And again"),
+        "{report}"
+    );
+    assert_eq!(report["threads"], json!(["Hi from ChatKit"]));
+    assert_eq!(report["types"][0], "thread.created", "{report}");
+
+    // Another prototype (another origin) lists no threads: it cannot see this one.
+    let mut other = serve_pages(
+        "127.0.0.1",
+        HashMap::from([("/", html(chatkit_page(&base, true)))]),
+    )
+    .await;
+    let granted = [other.origin()];
+    let report = visit(
+        &other.url("/"),
+        &[other.address()],
+        &granted,
+        &mut other.reports,
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["threads"], json!([]), "{report}");
+}
