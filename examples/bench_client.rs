@@ -1,7 +1,7 @@
 //! Measurements `wrk` cannot take, for `scripts/bench.sh`:
 //!
 //! - `ttft <base-url> <n>`: n sequential streamed requests; time to the first content
-//!   chunk, median and p99 in microseconds.
+//!   chunk and to the end of the stream, median and p99 of each, in microseconds.
 //! - `streams <base-url> <concurrency> <pid>`: that many slow streams open at once; the
 //!   resident memory of process `pid` while they are open, in kB.
 //! - `sequential <base-url> <n>`: n non-streamed requests one after another with
@@ -28,10 +28,29 @@ fn print_median_p99(mut times: Vec<f64>) {
     );
 }
 
+/// `BENCH_HEADERS`: extra request headers, one `Name: value` a line (a peer gateway's
+/// routing headers).
+fn extra_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in std::env::var("BENCH_HEADERS").unwrap_or_default().lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                value.trim().parse().unwrap(),
+            );
+        }
+    }
+    headers
+}
+
 async fn ttft(base: &str, n: usize) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .default_headers(extra_headers())
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     let body = json!({"model": "bench", "stream": true, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
-    let mut times = Vec::with_capacity(n);
+    let (mut firsts, mut totals) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n + 20 {
         let start = Instant::now();
         let res = client
@@ -40,6 +59,7 @@ async fn ttft(base: &str, n: usize) {
             .send()
             .await
             .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
         let mut stream = res.bytes_stream();
         let mut seen = Vec::new();
         let mut first = None;
@@ -50,10 +70,21 @@ async fn ttft(base: &str, n: usize) {
             }
         }
         if i >= 20 {
-            times.push(first.expect("a content chunk").as_secs_f64() * 1e6); // first 20 warm up
+            // The first 20 warm up.
+            firsts.push(first.expect("a content chunk").as_secs_f64() * 1e6);
+            totals.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    print_median_p99(times);
+    for times in [&mut firsts, &mut totals] {
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    println!(
+        "{:.1} {:.1} {:.1} {:.1}",
+        percentile(&firsts, 0.5),
+        percentile(&firsts, 0.99),
+        percentile(&totals, 0.5),
+        percentile(&totals, 0.99)
+    );
 }
 
 fn rss_kb(pid: &str) -> u64 {

@@ -40,6 +40,20 @@ impl GatewayState {
         }
     }
 
+    /// The address other devices on the network use, while serving on all interfaces
+    /// (or on one LAN address): `http://192.168.1.20:PORT`.
+    pub fn lan_endpoint(&self) -> Option<String> {
+        let GatewayState::Running { addr, .. } = self else {
+            return None;
+        };
+        let ip = match addr.ip() {
+            ip if ip.is_loopback() => return None,
+            ip if ip.is_unspecified() => lan_address()?,
+            ip => ip,
+        };
+        Some(format!("http://{}", SocketAddr::new(ip, addr.port())))
+    }
+
     /// `https://localhost:PORT`, while running with HTTPS.
     pub fn https_endpoint(&self) -> Option<String> {
         match self {
@@ -49,6 +63,17 @@ impl GatewayState {
             _ => None,
         }
     }
+}
+
+/// This machine's address on its network: the source address the OS picks for a route
+/// outward. A UDP `connect` sends nothing; it only asks the routing table. `None` when
+/// there is no route (no network).
+pub fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    // TEST-NET-1 (RFC 5737): routed like any outside address, never answered.
+    socket.connect(("192.0.2.1", 9)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
 /// `http://127.0.0.1:PORT` for a loopback or unspecified bind, else the bound address.

@@ -270,3 +270,49 @@ async fn a_settings_file_edited_by_hand_applies_while_running_and_a_broken_one_d
     watching.abort();
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn serving_on_the_network_shows_the_address_other_devices_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: RawConfig = parse_raw_value(
+        settings(json!({"host": "0.0.0.0", "require_access_token": true})),
+        "test",
+    )
+    .unwrap();
+    let token = "pg-lan-token-0123456789";
+    let gateway = Controller::new(
+        dir.path().join("settings.json"),
+        raw,
+        RequestLog::new(None, 1, 100, 200).unwrap(),
+        SecretStore::with_environment(
+            [(
+                "PROTOGATE_SECRET_PROTOGATE_ACCESS_TOKEN".to_string(),
+                token.to_string(),
+            )]
+            .into(),
+        ),
+    );
+    let running = gateway.start().await;
+    let lan = running.lan_endpoint();
+    match protogate::controller::lan_address() {
+        // A machine with a network: the address is this machine's, and it answers there.
+        Some(ip) => {
+            let lan = lan.expect("a LAN endpoint while serving on all interfaces");
+            assert!(lan.starts_with(&format!("http://{ip}:")), "{lan}");
+            let health = reqwest::Client::new()
+                .get(format!("{lan}/health"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(health.status(), 200);
+        }
+        None => assert_eq!(lan, None, "no network, no LAN address"),
+    }
+    gateway.stop().await;
+
+    // On loopback only, there is nothing to show.
+    let local = controller(&dir, settings(json!({})));
+    assert_eq!(local.start().await.lan_endpoint(), None);
+    local.stop().await;
+}

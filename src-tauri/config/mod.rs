@@ -209,7 +209,7 @@ impl Config {
             default_provider,
             providers,
             origins,
-            hosts: HostPolicy::new(raw.allowed_hosts),
+            hosts: HostPolicy::new(raw.allowed_hosts).with_ip_addresses(!host.is_loopback()),
             require_access_token: raw.require_access_token,
             limits,
             log: LogSettings {

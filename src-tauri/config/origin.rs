@@ -168,13 +168,23 @@ impl OriginPolicy {
 #[derive(Clone, Debug)]
 pub struct HostPolicy {
     extra: Vec<String>,
+    /// Serving on the network: devices call this machine by its address, whatever it is
+    /// today. An IP address in `Host` cannot come from DNS rebinding, which needs a name.
+    ip_addresses: bool,
 }
 
 impl HostPolicy {
     pub fn new(extra: Vec<String>) -> Self {
         HostPolicy {
             extra: extra.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            ip_addresses: false,
         }
+    }
+
+    /// Also answers to any IP address in `Host`, for a gateway serving on the network.
+    pub fn with_ip_addresses(mut self, allowed: bool) -> Self {
+        self.ip_addresses = allowed;
+        self
     }
 
     /// Whether a `Host` header value (with or without port) is ours. Empty is not.
@@ -186,7 +196,13 @@ impl HostPolicy {
             return false;
         }
         let host = host.to_ascii_lowercase();
-        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") || self.extra.contains(&host)
+        let ip_address = || {
+            let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            bare.unwrap_or(&host).parse::<std::net::IpAddr>().is_ok()
+        };
+        matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+            || self.extra.contains(&host)
+            || (self.ip_addresses && ip_address())
     }
 }
 
@@ -282,6 +298,18 @@ mod tests {
 
     #[test]
     fn host_allowlist_refuses_foreign_and_empty_hosts() {
+        let on_the_network = HostPolicy::new(vec![]).with_ip_addresses(true);
+        for host in ["192.168.1.20:5711", "10.0.0.7", "[fe80::1]:5711"] {
+            assert!(on_the_network.allows(host), "{host}");
+            assert!(!HostPolicy::new(vec![]).allows(host), "{host}");
+        }
+        for host in [
+            "evil.example:5711",
+            "192.168.1.20.evil.example",
+            "0x7f.1:5711",
+        ] {
+            assert!(!on_the_network.allows(host), "{host}");
+        }
         let hosts = HostPolicy::new(vec!["my-mac.local".into()]);
         for ok in [
             "localhost",

@@ -88,6 +88,8 @@ pub struct StatusView {
     state: &'static str,
     http: Option<String>,
     https: Option<String>,
+    /// What other devices on the network call, when LAN serving is on.
+    lan: Option<String>,
     port: Option<u16>,
     reason: Option<String>,
 }
@@ -104,6 +106,7 @@ impl StatusView {
             state: name,
             http: state.endpoint(),
             https: state.https_endpoint(),
+            lan: state.lan_endpoint(),
             port,
             reason,
         }

@@ -11,6 +11,9 @@ export function showStatus(next) {
     const https = $("#endpoint-https")
     https.textContent = next.https ? `Safari: ${next.https}/api/ai-gateway/stream` : ""
     https.hidden = !next.https
+    const lan = $("#endpoint-lan")
+    lan.textContent = next.lan ? `On your network: ${next.lan}/api/ai-gateway/stream (with the access token)` : ""
+    lan.hidden = !next.lan
     const words = { running: "Running", stopped: "Stopped", starting: "Starting…", failed: "Could not start" }
     $("#endpoint-state").textContent = words[next.state] ?? next.state
     const toggle = $("#toggle-gateway")

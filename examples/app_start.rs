@@ -1,0 +1,110 @@
+//! Measures the desktop app for `scripts/bench-app.sh`: time from launch to its tray icon
+//! (the app registering its StatusNotifierItem with the tray host, played here), and its
+//! resident memory once idle. Run inside a display and a D-Bus session of its own:
+//!
+//! `xvfb-run dbus-run-session -- target/release/examples/app_start <protogate> <runs>`
+//!
+//! Prints `<start-to-tray median ms> <idle RSS median MB>`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tray host's side of the protocol: which items registered.
+#[derive(Clone, Default)]
+struct Watcher {
+    registered: Arc<Mutex<Option<Instant>>>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl Watcher {
+    async fn register_status_notifier_item(&self, _service: &str) {
+        self.registered
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
+    }
+
+    async fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+
+    #[zbus(property)]
+    fn registered_status_notifier_items(&self) -> Vec<String> {
+        vec![]
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (binary, runs) = (&args[1], args[2].parse::<usize>().unwrap());
+    let watcher = Watcher::default();
+    let _bus = zbus::connection::Builder::session()
+        .unwrap()
+        .name("org.kde.StatusNotifierWatcher")
+        .unwrap()
+        .serve_at("/StatusNotifierWatcher", watcher.clone())
+        .unwrap()
+        .build()
+        .await
+        .expect("a session bus of our own (dbus-run-session)");
+    let (mut to_tray, mut idle) = (vec![], vec![]);
+    for _ in 0..runs {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("config/protogate");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("settings.json"),
+            r#"{"port": 0, "https": {"enabled": false}}"#,
+        )
+        .unwrap();
+        *watcher.registered.lock().unwrap() = None;
+        let start = Instant::now();
+        let mut app = tokio::process::Command::new(binary)
+            .arg("--hidden")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = start + Duration::from_secs(30);
+        let registered = loop {
+            if let Some(at) = *watcher.registered.lock().unwrap() {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "no tray item within 30 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        to_tray.push((registered - start).as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        idle.push(rss_mb(app.id().unwrap()));
+        app.kill().await.unwrap();
+    }
+    println!("{:.0} {:.1}", median(to_tray), median(idle));
+}

@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Side-by-side gateway benchmark for scripts/bench.sh (standard library only).
+
+Starts the fast mock upstream, then each gateway in turn configured to forward to it
+(Protogate, and the peers that were installed: LiteLLM's proxy, Portkey's gateway), and
+measures against a direct call to the same upstream in the same run:
+
+- non-streaming at 1, 16 and 64 connections (wrk): throughput, p50/p99, added latency;
+- streaming (bench_client): time to first token and to the end, p50/p99;
+- resident memory idle and at its peak, CPU time per request (the process tree's
+  utime + stime over the 64-connection run, divided by the requests it served).
+
+The direct 64-connection throughput is measured before and after the gateways; when the
+two differ by more than 15 % the machine was busy meanwhile, and the round is run again
+(said in the report). Writes bench/results/<date>.json, docs/benchmarks.md and
+docs/benchmarks.svg.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONNECTIONS = [1, 16, 64]
+BUSY = 0.15
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {seconds} s")
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except OSError:
+            children = []
+        pids += children
+        frontier += children
+    return pids
+
+
+def status_kb(pid, field):
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pid):
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / ticks
+
+
+def to_ms(text):
+    value = float(re.match(r"[\d.]+", text).group())
+    if text.endswith("us"):
+        return value / 1000
+    if text.endswith("ms"):
+        return value
+    return value * 1000
+
+
+def wrk(url, connections, seconds, headers):
+    threads = 1 if connections == 1 else 2
+    env = dict(os.environ, BENCH_HEADERS=header_lines(headers))
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", os.path.join(ROOT, "scripts/bench/post.lua"), url + "/v1/chat/completions"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": to_ms(latency["50"]),
+        "p99_ms": to_ms(latency["99"]),
+        "requests": requests,
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def header_lines(headers):
+    """Extra request headers for wrk's script and bench_client: one `Name: value` a line."""
+    return "\n".join(f"{k}: {v}" for k, v in headers.items())
+
+
+def stream(client, url, n, headers):
+    env = dict(os.environ, BENCH_HEADERS=header_lines(headers))
+    out = subprocess.run([client, "ttft", url, str(n)], capture_output=True, text=True, env=env, check=True).stdout
+    ttft50, ttft99, total50, total99 = (float(v) / 1000 for v in out.split())
+    return {"ttft_p50_ms": ttft50, "ttft_p99_ms": ttft99, "total_p50_ms": total50, "total_p99_ms": total99}
+
+
+class Gateway:
+    """A gateway process: how to start it, the URL and headers a client uses."""
+
+    def __init__(self, name, version, argv, url, headers=None, env=None, ready="/"):
+        self.name, self.version, self.argv, self.url = name, version, argv, url
+        self.headers, self.env, self.ready = headers or {}, env or {}, ready
+        self.process = None
+
+    def start(self, work):
+        log = open(os.path.join(work, f"{self.name}.log"), "w")
+        self.process = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.env),
+            start_new_session=True,
+        )
+        wait_http(self.url + self.ready, 120)
+        time.sleep(2)  # settle: lazy imports, first GC
+
+    def stop(self):
+        if self.process:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def gateways(args, work, upstream):
+    up = f"http://127.0.0.1:{upstream}/v1"
+    found = []
+    settings = os.path.join(work, "protogate.json")
+    with open(settings, "w") as f:
+        json.dump({
+            "port": 0, "https": {"enabled": False}, "default_provider": "bench",
+            "providers": [{"id": "bench", "kind": "openai", "base_url": up, "default_model": "bench"}],
+            "limits": {"requests_per_minute": 4000000000, "burst": 4000000000, "max_concurrent_streams": 4096},
+            "log": {"dir": os.path.join(work, "logs")},
+        }, f)
+    port = free_port()
+    version = subprocess.run([args.protogate, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    found.append(Gateway(
+        "Protogate", version,
+        [args.protogate, "serve", "--no-https", "--port", str(port), "--config", settings],
+        f"http://127.0.0.1:{port}", env={"PROTOGATE_SECRET_BENCH": "sk-bench-not-a-secret"}, ready="/health",
+    ))
+    if args.litellm and not args.quick:
+        config = os.path.join(work, "litellm.yaml")
+        with open(config, "w") as f:
+            f.write(
+                "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n"
+                f"      api_base: {up}\n      api_key: sk-bench-not-a-secret\n"
+                "litellm_settings:\n  telemetry: false\n  drop_params: true\n"
+            )
+        port = free_port()
+        found.append(Gateway(
+            "LiteLLM proxy", args.litellm_version,
+            [args.litellm, "--config", config, "--port", str(port), "--num_workers", "1"],
+            f"http://127.0.0.1:{port}", ready="/health/liveliness",
+            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "True"},
+        ))
+    if args.portkey and not args.quick:
+        port = free_port()
+        found.append(Gateway(
+            "Portkey gateway", args.portkey_version,
+            ["node", args.portkey, f"--port={port}", "--headless"],
+            f"http://127.0.0.1:{port}",
+            headers={"x-portkey-provider": "openai", "x-portkey-custom-host": up,
+                     "Authorization": "Bearer sk-bench-not-a-secret"},
+        ))
+    return found
+
+
+def measure(target, args, pid=None):
+    row = {}
+    for c in CONNECTIONS:
+        before = cpu_seconds(pid) if pid and c == 64 else None
+        row[f"c{c}"] = wrk(target.url, c, args.secs, target.headers)
+        if before is not None:
+            used = cpu_seconds(pid) - before
+            row["cpu_ms_per_request"] = 1000 * used / max(1, row["c64"]["requests"])
+    row["stream"] = stream(args.client, target.url, args.streams, target.headers)
+    return row
+
+
+def round_(args, work, upstream_port, direct):
+    results = {"direct": measure(direct, args)}
+    for gw in gateways(args, work, upstream_port):
+        print(f"bench: {gw.name}", file=sys.stderr)
+        gw.start(work)
+        try:
+            pid = gw.process.pid
+            idle = status_kb(pid, "VmRSS")
+            row = measure(gw, args, pid)
+            row["rss_idle_mb"] = idle / 1024
+            row["rss_peak_mb"] = status_kb(pid, "VmHWM") / 1024
+            row["version"] = gw.version
+            results[gw.name] = row
+        finally:
+            gw.stop()
+    after = wrk(direct.url, 64, args.secs, {})
+    return results, after
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--protogate", required=True)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--client", required=True)
+    parser.add_argument("--secs", type=int, default=10)
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--litellm")
+    parser.add_argument("--litellm-version", default="")
+    parser.add_argument("--portkey")
+    parser.add_argument("--portkey-version", default="")
+    parser.add_argument("--quick", action="store_true", help="Protogate and direct only, short runs, nothing written")
+    args = parser.parse_args()
+    if args.quick:
+        args.secs, args.streams = 1, 50
+
+    work = tempfile.mkdtemp(prefix="protogate-bench-")
+    upstream = subprocess.Popen([args.upstream, "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        upstream_port = int(upstream.stdout.readline())
+        direct = Gateway("direct", "", [], f"http://127.0.0.1:{upstream_port}")
+        notes = []
+        results, after = round_(args, work, upstream_port, direct)
+        drift = abs(after["rps"] - results["direct"]["c64"]["rps"]) / results["direct"]["c64"]["rps"]
+        if drift > BUSY and not args.quick:
+            notes.append(
+                f"The first round was repeated: direct throughput moved by {100 * drift:.0f} % while it ran "
+                "(the machine was busy with other work)."
+            )
+            print("bench: the machine was busy; running the round again", file=sys.stderr)
+            results, after = round_(args, work, upstream_port, direct)
+            drift = abs(after["rps"] - results["direct"]["c64"]["rps"]) / results["direct"]["c64"]["rps"]
+            if drift > BUSY:
+                notes.append(f"The second round moved by {100 * drift:.0f} % too: read these numbers with care.")
+    finally:
+        upstream.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu": cpu_model(),
+            "kernel": platform.release(),
+            "note": "client (wrk, bench_client), mock upstream and gateway share the machine",
+        },
+        "seconds_per_run": args.secs,
+        "streams_per_run": args.streams,
+        "notes": notes,
+        "results": results,
+    }
+    if args.quick:
+        print(markdown(report))
+        return
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+    os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
+    with open(os.path.join(ROOT, f"bench/results/{stamp}.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(ROOT, "docs/benchmarks.md"), "w") as f:
+        f.write(markdown(report))
+    with open(os.path.join(ROOT, "docs/benchmarks.svg"), "w") as f:
+        f.write(svg(report))
+    print(markdown(report))
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def markdown(report):
+    r = report["results"]
+    d = r["direct"]
+    names = [n for n in r if n != "direct"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {report['date']} on {report['machine']['cores']} cores ({report['machine']['cpu']}, "
+        f"Linux {report['machine']['kernel']}); {report['machine']['note']}. Every gateway forwards to the "
+        "same mock OpenAI upstream on loopback; \"added\" is the gateway's time over a direct call measured "
+        f"in the same run. {report['seconds_per_run']} s per wrk run, {report['streams_per_run']} streamed "
+        "requests. Rerun with `scripts/bench.sh`; raw numbers in `bench/results/`.",
+        "",
+    ]
+    lines += [f"> {n}" for n in report["notes"]]
+    if report["notes"]:
+        lines.append("")
+    header = "| measure | direct | " + " | ".join(f"{n} {r[n].get('version', '')}".strip() for n in names) + " |"
+    lines += [header, "|" + " --- |" * (2 + len(names))]
+
+    def row(label, get, fmt, added=False):
+        cells = [fmt(get(d)) if get(d) is not None else ""]
+        for n in names:
+            value = get(r[n])
+            cell = fmt(value) if value is not None else "n/a"
+            if added and value is not None:
+                cell += f" (+{value - get(d):.3f})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    ms = lambda v: f"{v:.3f} ms"
+    for c in CONNECTIONS:
+        row(f"non-streaming, {c} conn., p50", lambda x, c=c: x[f"c{c}"]["p50_ms"], ms, True)
+        row(f"non-streaming, {c} conn., p99", lambda x, c=c: x[f"c{c}"]["p99_ms"], ms, True)
+        lines.append(
+            f"| non-streaming, {c} conn., throughput | {d[f'c{c}']['rps']:.0f} req/s | "
+            + " | ".join(
+                f"{r[n][f'c{c}']['rps']:.0f} req/s ({100 * r[n][f'c{c}']['rps'] / d[f'c{c}']['rps']:.1f} %)"
+                for n in names
+            )
+            + " |"
+        )
+    row("streaming, time to first token, p50", lambda x: x["stream"]["ttft_p50_ms"], ms, True)
+    row("streaming, time to first token, p99", lambda x: x["stream"]["ttft_p99_ms"], ms, True)
+    row("streaming, whole answer, p50", lambda x: x["stream"]["total_p50_ms"], ms, True)
+    row("streaming, whole answer, p99", lambda x: x["stream"]["total_p99_ms"], ms, True)
+    row("CPU time per request (64 conn.)", lambda x: x.get("cpu_ms_per_request"), ms)
+    row("resident memory, idle", lambda x: x.get("rss_idle_mb"), lambda v: f"{v:.1f} MB")
+    row("resident memory, peak", lambda x: x.get("rss_peak_mb"), lambda v: f"{v:.1f} MB")
+    failed = [f"{n}: {r[n][f'c{c}']['errors']} non-2xx at {c} conn." for n in names for c in CONNECTIONS
+              if r[n][f"c{c}"]["errors"]]
+    if failed:
+        lines += ["", "Errors during the runs: " + "; ".join(failed) + "."]
+    lines += ["", "![Latency and throughput per gateway](benchmarks.svg)", ""]
+    return "\n".join(lines)
+
+
+def svg(report):
+    """Two bar charts side by side: added p50/p99 latency at one connection, and
+    throughput at 64 connections as a share of direct."""
+    r = report["results"]
+    names = [n for n in r if n != "direct"]
+    d = r["direct"]
+    colors = {"Protogate": "#4f46e5", "LiteLLM proxy": "#d97706", "Portkey gateway": "#059669"}
+    width, height, pad = 760, 80 + 56 * len(names), 16
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="system-ui, sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="#fff"/>']
+
+    def chart(x0, title, values, unit, fmt):
+        top = 40
+        w = width / 2 - 2 * pad - 120
+        biggest = max([v for pair in values.values() for v in pair] + [1e-9])
+        out.append(f'<text x="{x0}" y="22" font-weight="600">{title}</text>')
+        for i, n in enumerate(names):
+            y = top + i * 56
+            out.append(f'<text x="{x0}" y="{y + 14}">{n}</text>')
+            for j, v in enumerate(values[n]):
+                bw = max(1, w * v / biggest)
+                opacity = "1" if j == 0 else "0.45"
+                out.append(f'<rect x="{x0 + 120}" y="{y + j * 18}" width="{bw:.1f}" height="14" '
+                           f'fill="{colors.get(n, "#555")}" fill-opacity="{opacity}"/>')
+                out.append(f'<text x="{x0 + 126 + bw:.1f}" y="{y + 11 + j * 18}">{fmt(v)}{unit}</text>')
+
+    added = {n: (max(0, r[n]["c1"]["p50_ms"] - d["c1"]["p50_ms"]), max(0, r[n]["c1"]["p99_ms"] - d["c1"]["p99_ms"]))
+             for n in names}
+    chart(pad, "Added latency, 1 connection (p50, p99; lower is better)", added, " ms", lambda v: f"{v:.2f}")
+    share = {n: (100 * r[n]["c64"]["rps"] / d["c64"]["rps"], 100 * r[n]["c16"]["rps"] / d["c16"]["rps"])
+             for n in names}
+    chart(width / 2 + pad, "Throughput, % of direct (64, 16 conn.; higher is better)", share, " %",
+          lambda v: f"{v:.1f}")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
