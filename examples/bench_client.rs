@@ -59,7 +59,11 @@ async fn ttft(base: &str, n: usize) {
             .send()
             .await
             .unwrap();
-        assert!(res.status().is_success(), "{}", res.status());
+        if !res.status().is_success() {
+            let status = res.status();
+            eprintln!("{base} answered {status}: {}", res.text().await.unwrap_or_default());
+            std::process::exit(1);
+        }
         let mut stream = res.bytes_stream();
         let mut seen = Vec::new();
         let mut first = None;

@@ -6,6 +6,7 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -54,5 +55,10 @@ async fn main() {
         .unwrap();
     println!("{}", listener.local_addr().unwrap().port());
     let app = Router::new().route("/v1/chat/completions", post(completions));
+    // Each chunk leaves at once: without TCP_NODELAY, Nagle's algorithm holds the second
+    // small write until the client's delayed ACK (40 ms) and every stream measures that.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await.unwrap();
 }

@@ -34,6 +34,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONNECTIONS = [1, 16, 64]
 BUSY = 0.15
+LITELLM_KEY = "sk-" + "0123456789abcdef" * 4  # not a secret: the benchmark's own proxy
 
 
 def free_port():
@@ -194,7 +195,10 @@ def gateways(args, work, upstream):
             "LiteLLM proxy", args.litellm_version,
             [args.litellm, "--config", config, "--port", str(port), "--num_workers", "1"],
             f"http://127.0.0.1:{port}", ready="/health/liveliness",
-            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "True"},
+            # It refuses to start without a master key, which clients then send.
+            headers={"Authorization": f"Bearer {LITELLM_KEY}"},
+            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "True",
+                 "LITELLM_MASTER_KEY": LITELLM_KEY},
         ))
     if args.portkey and not args.quick:
         port = free_port()
@@ -216,7 +220,11 @@ def measure(target, args, pid=None):
         if before is not None:
             used = cpu_seconds(pid) - before
             row["cpu_ms_per_request"] = 1000 * used / max(1, row["c64"]["requests"])
-    row["stream"] = stream(args.client, target.url, args.streams, target.headers)
+    try:
+        row["stream"] = stream(args.client, target.url, args.streams, target.headers)
+    except subprocess.CalledProcessError as e:
+        why = [l for l in (e.stderr or "").strip().splitlines() if not l.startswith("note:")][-1:] or ["no output"]
+        row["stream"] = {"error": f"streamed requests failed: {why[0]}"}
     return row
 
 
@@ -354,55 +362,99 @@ def markdown(report):
             )
             + " |"
         )
-    row("streaming, time to first token, p50", lambda x: x["stream"]["ttft_p50_ms"], ms, True)
-    row("streaming, time to first token, p99", lambda x: x["stream"]["ttft_p99_ms"], ms, True)
-    row("streaming, whole answer, p50", lambda x: x["stream"]["total_p50_ms"], ms, True)
-    row("streaming, whole answer, p99", lambda x: x["stream"]["total_p99_ms"], ms, True)
+    row("streaming, time to first token, p50", lambda x: x["stream"].get("ttft_p50_ms"), ms, True)
+    row("streaming, time to first token, p99", lambda x: x["stream"].get("ttft_p99_ms"), ms, True)
+    row("streaming, whole answer, p50", lambda x: x["stream"].get("total_p50_ms"), ms, True)
+    row("streaming, whole answer, p99", lambda x: x["stream"].get("total_p99_ms"), ms, True)
     row("CPU time per request (64 conn.)", lambda x: x.get("cpu_ms_per_request"), ms)
     row("resident memory, idle", lambda x: x.get("rss_idle_mb"), lambda v: f"{v:.1f} MB")
     row("resident memory, peak", lambda x: x.get("rss_peak_mb"), lambda v: f"{v:.1f} MB")
     failed = [f"{n}: {r[n][f'c{c}']['errors']} non-2xx at {c} conn." for n in names for c in CONNECTIONS
               if r[n][f"c{c}"]["errors"]]
+    failed += [f"{n}: {r[n]['stream']['error']}" for n in names if "error" in r[n]["stream"]]
     if failed:
         lines += ["", "Errors during the runs: " + "; ".join(failed) + "."]
     lines += ["", "![Latency and throughput per gateway](benchmarks.svg)", ""]
+    if "Protogate" in r:
+        lines += targets(r["Protogate"], d, {n: r[n] for n in names if n != "Protogate"})
     return "\n".join(lines)
 
 
+def targets(p, d, peers):
+    """Protogate against its own targets (DESIGN.md) and the peers, row by row."""
+    stream = p["stream"]
+    rows = [
+        ("added latency, 1 conn., p50", p["c1"]["p50_ms"] - d["c1"]["p50_ms"], "< 0.05 ms", lambda v: v < 0.05),
+        ("added latency, 1 conn., p99", p["c1"]["p99_ms"] - d["c1"]["p99_ms"], "< 0.3 ms", lambda v: v < 0.3),
+        ("throughput, 64 conn., share of direct", 100 * p["c64"]["rps"] / d["c64"]["rps"], "≥ 40 %", lambda v: v >= 40),
+        ("added time to first token, p50", stream.get("ttft_p50_ms", float("nan")) - d["stream"]["ttft_p50_ms"],
+         "< 0.1 ms", lambda v: v < 0.1),
+        ("CPU per forwarded request", p.get("cpu_ms_per_request", float("nan")), "< 0.03 ms", lambda v: v < 0.03),
+        ("resident memory, idle", p.get("rss_idle_mb", float("nan")), "< 20 MB", lambda v: v < 20),
+    ]
+    lines = ["## Protogate against its targets", "", "| measure | Protogate | target | met |", "| --- | --- | --- | --- |"]
+    for label, value, target, ok in rows:
+        unit = " %" if "share" in label else (" MB" if "memory" in label else " ms")
+        lines.append(f"| {label} | {value:.3f}{unit} | {target} | {'yes' if ok(value) else '**no**'} |")
+    behind = []
+    for name, peer in peers.items():
+        for c in CONNECTIONS:
+            if peer[f"c{c}"]["rps"] > p[f"c{c}"]["rps"]:
+                behind.append(f"{name} has more throughput at {c} connections")
+            if peer[f"c{c}"]["p50_ms"] < p[f"c{c}"]["p50_ms"]:
+                behind.append(f"{name} has a lower p50 at {c} connections")
+    lines += ["", "Ahead of every peer on every row." if not behind else "Behind a peer: " + "; ".join(behind) + ".", ""]
+    return lines
+
+
 def svg(report):
-    """Two bar charts side by side: added p50/p99 latency at one connection, and
-    throughput at 64 connections as a share of direct."""
+    """Two bar charts side by side: added latency at one connection (p50 and p99, on a
+    log scale: the gateways differ by orders of magnitude), and throughput at 64 and 16
+    connections as a share of direct."""
+    import math
+
     r = report["results"]
     names = [n for n in r if n != "direct"]
     d = r["direct"]
     colors = {"Protogate": "#4f46e5", "LiteLLM proxy": "#d97706", "Portkey gateway": "#059669"}
-    width, height, pad = 760, 80 + 56 * len(names), 16
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           'font-family="system-ui, sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="#fff"/>']
+    half, label_w, value_w, pad = 470, 118, 84, 16
+    bar_w = half - 2 * pad - label_w - value_w
+    height = 96 + 58 * len(names)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * half}" height="{height}" '
+           'font-family="system-ui, sans-serif" font-size="12" fill="#1f2937">',
+           f'<rect width="{2 * half}" height="{height}" fill="#fff"/>']
 
-    def chart(x0, title, values, unit, fmt):
-        top = 40
-        w = width / 2 - 2 * pad - 120
-        biggest = max([v for pair in values.values() for v in pair] + [1e-9])
-        out.append(f'<text x="{x0}" y="22" font-weight="600">{title}</text>')
+    def chart(x0, title, legend, values, scale, fmt):
+        out.append(f'<text x="{x0}" y="22" font-weight="600" font-size="13">{title}</text>')
+        out.append(f'<text x="{x0}" y="40" fill="#6b7280">{legend}</text>')
         for i, n in enumerate(names):
-            y = top + i * 56
-            out.append(f'<text x="{x0}" y="{y + 14}">{n}</text>')
+            y = 56 + i * 58
+            out.append(f'<text x="{x0}" y="{y + 18}">{n}</text>')
             for j, v in enumerate(values[n]):
-                bw = max(1, w * v / biggest)
+                if v is None:
+                    out.append(f'<text x="{x0 + label_w}" y="{y + 11 + j * 18}" fill="#6b7280">n/a</text>')
+                    continue
+                bw = max(2, bar_w * scale(v))
                 opacity = "1" if j == 0 else "0.45"
-                out.append(f'<rect x="{x0 + 120}" y="{y + j * 18}" width="{bw:.1f}" height="14" '
+                out.append(f'<rect x="{x0 + label_w}" y="{y + j * 18}" width="{bw:.1f}" height="14" rx="2" '
                            f'fill="{colors.get(n, "#555")}" fill-opacity="{opacity}"/>')
-                out.append(f'<text x="{x0 + 126 + bw:.1f}" y="{y + 11 + j * 18}">{fmt(v)}{unit}</text>')
+                out.append(f'<text x="{x0 + label_w + bw + 6:.1f}" y="{y + 11 + j * 18}">{fmt(v)}</text>')
 
-    added = {n: (max(0, r[n]["c1"]["p50_ms"] - d["c1"]["p50_ms"]), max(0, r[n]["c1"]["p99_ms"] - d["c1"]["p99_ms"]))
-             for n in names}
-    chart(pad, "Added latency, 1 connection (p50, p99; lower is better)", added, " ms", lambda v: f"{v:.2f}")
+    added = {n: (max(0.001, r[n]["c1"]["p50_ms"] - d["c1"]["p50_ms"]),
+                 max(0.001, r[n]["c1"]["p99_ms"] - d["c1"]["p99_ms"])) for n in names}
+    top = max(v for pair in added.values() for v in pair)
+    low = 0.01
+    log_scale = lambda v: (math.log10(max(v, low)) - math.log10(low)) / max(1e-9, math.log10(top) - math.log10(low))
+    chart(pad, "Added latency, 1 connection (lower is better)", "p50, then p99; log scale", added, log_scale,
+          lambda v: f"+{v:.2f} ms" if v < 10 else f"+{v:.0f} ms")
     share = {n: (100 * r[n]["c64"]["rps"] / d["c64"]["rps"], 100 * r[n]["c16"]["rps"] / d["c16"]["rps"])
              for n in names}
-    chart(width / 2 + pad, "Throughput, % of direct (64, 16 conn.; higher is better)", share, " %",
-          lambda v: f"{v:.1f}")
+    most = max(v for pair in share.values() for v in pair)
+    chart(half + pad, "Throughput, share of a direct call (higher is better)", "64 connections, then 16",
+          share, lambda v: v / most, lambda v: f"{v:.1f} %")
+    out.append(f'<text x="{pad}" y="{height - 12}" fill="#6b7280">{report["date"]}, '
+               f'{report["machine"]["cores"]} cores; client, mock upstream and gateway on one machine '
+               "(scripts/bench.sh)</text>")
     out.append("</svg>")
     return "\n".join(out)
 
