@@ -61,7 +61,10 @@ async fn ttft(base: &str, n: usize) {
             .unwrap();
         if !res.status().is_success() {
             let status = res.status();
-            eprintln!("{base} answered {status}: {}", res.text().await.unwrap_or_default());
+            eprintln!(
+                "{base} answered {status}: {}",
+                res.text().await.unwrap_or_default()
+            );
             std::process::exit(1);
         }
         let mut stream = res.bytes_stream();

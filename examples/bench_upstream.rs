@@ -6,8 +6,8 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
