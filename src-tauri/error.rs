@@ -143,6 +143,9 @@ pub enum GatewayError {
     Unavailable(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// The body trickled in slower than the idle timeout allows (a slowloris client).
+    #[error("the request body did not arrive within {} s; send it at once", .after.as_secs_f64())]
+    SlowBody { after: std::time::Duration },
     #[error("too many requests from this origin; try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("too many answers are streaming at once (limit {limit}); try again shortly")]
@@ -196,6 +199,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::RateLimited { .. } | GatewayError::Busy { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

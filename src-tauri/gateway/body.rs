@@ -19,8 +19,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let shape = ErrorShape::for_path(req.uri().path());
         let limit = state.config.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        // A body that trickles in holds a connection and a task: it gets the idle timeout.
+        let after = state.config.limits.idle_timeout;
+        let bytes = tokio::time::timeout(after, axum::body::to_bytes(req.into_body(), limit))
             .await
+            .map_err(|_| GatewayError::SlowBody { after }.response(shape))?
             .map_err(|_| GatewayError::TooLarge { limit }.response(shape))?;
         parse(&bytes).map(JsonBody).map_err(|e| e.response(shape))
     }

@@ -16,6 +16,16 @@ use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 /// Refuses a `Host` that is not ours, including an empty or missing one: a DNS-rebinding
 /// page reaches us under its own name (compare Ollama CVE-2024-28224).
 pub async fn host_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Two of either is a request crafted for a checker and a router that read different
+    // ones (RFC 9112 §3.2: a 400 for more than one Host).
+    for name in [header::HOST, header::ORIGIN] {
+        if req.headers().get_all(&name).iter().nth(1).is_some() {
+            return refuse(
+                &req,
+                GatewayError::bad_request(format!("more than one `{name}` header; send one")),
+            );
+        }
+    }
     let host = match req.headers().get(header::HOST) {
         Some(h) => h.to_str().unwrap_or_default(),
         // HTTP/2 carries it in the `:authority` pseudo-header instead.

@@ -15,7 +15,7 @@ use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -95,7 +95,12 @@ async fn serve_with(
         inner: listener,
         deadline: live.state().config.limits.idle_timeout,
     };
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that trickles its request head (slowloris) is cut after the idle timeout.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(live.state().config.limits.idle_timeout);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

@@ -84,7 +84,8 @@ pub fn settings(extra: Value) -> Value {
     base
 }
 
-fn merge(base: &mut Value, extra: Value) {
+/// Merges `extra` into `base`, objects key by key.
+pub fn merge(base: &mut Value, extra: Value) {
     match (base, extra) {
         (Value::Object(b), Value::Object(e)) => {
             for (k, v) in e {

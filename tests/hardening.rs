@@ -1,0 +1,335 @@
+//! Holding up: load with no error and flat memory, hundreds of streams at once, the
+//! stream cap refusing and recovering, and origins and Hosts crafted to slip past the
+//! allowlists. Bounded in count, loopback only; nothing here times anything.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::mock_openai::MockOpenAi;
+use common::*;
+use serde_json::{json, Value};
+
+fn open_limits(streams: usize) -> Value {
+    json!({"limits": {
+        "requests_per_minute": 4_000_000_000u64, "burst": 4_000_000_000u64,
+        "max_concurrent_streams": streams,
+        "first_byte_timeout_ms": 30_000, "idle_timeout_ms": 30_000
+    }})
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `n` non-streamed completions over `connections` keep-alive connections; the
+/// count of answers that were not a 200 with the mock's text.
+async fn load(url: &str, n: usize, connections: usize) -> usize {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, next, failed, url) = (
+            client.clone(),
+            next.clone(),
+            failed.clone(),
+            url.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let body = json!({"model": "up/gpt-test", "messages": [{"role": "user", "content": "hi"}]});
+                let ok = match client.post(&url).json(&body).send().await {
+                    Ok(res) if res.status() == 200 => res
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|v| v["choices"][0]["message"]["content"] == "Hello world"),
+                    _ => false,
+                };
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    failed.load(Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_requests_at_64_connections_with_no_error_and_flat_memory() {
+    let mock = MockOpenAi::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut s = settings(json!({
+        "providers": [{"id": "up", "kind": "openai", "base_url": mock.base_url, "default_model": "gpt-test"}],
+        "default_provider": "up",
+    }));
+    merge(&mut s, open_limits(64));
+    let (gateway, base) = serve_process(home.path(), s).await;
+    let pid = gateway.id().unwrap();
+    let url = format!("{base}/v1/chat/completions");
+
+    // Four quarters of 5,000; memory after the first and after the last.
+    assert_eq!(
+        load(&url, 5_000, 64).await,
+        0,
+        "errors in the first quarter"
+    );
+    let first = rss_kb(pid);
+    for quarter in 2..=4 {
+        assert_eq!(
+            load(&url, 5_000, 64).await,
+            0,
+            "errors in quarter {quarter}"
+        );
+    }
+    let last = rss_kb(pid);
+    assert!(
+        last <= first + first / 4,
+        "memory grew under steady load: {first} kB after the first quarter, {last} kB after the last"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_streams_at_once_all_complete() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = settings(json!({}));
+    merge(&mut s, open_limits(600));
+    let (_gateway, base) = serve_process(home.path(), s).await;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for n in 0..500 {
+        let (client, url) = (client.clone(), format!("{base}/api/ai-gateway/stream"));
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .json(&json!({"message": format!("stream {n}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.text().await.unwrap();
+            let text = seed_text(&body);
+            (
+                body.ends_with("data: [DONE]\n\n") && text.contains(&format!("stream {n}")),
+                body,
+            )
+        }));
+    }
+    let mut incomplete = vec![];
+    for task in tasks {
+        let (complete, body) = task.await.unwrap();
+        if !complete {
+            incomplete.push(body);
+        }
+    }
+    assert!(
+        incomplete.is_empty(),
+        "{} streams did not complete: {:?}",
+        incomplete.len(),
+        incomplete.first()
+    );
+}
+
+#[tokio::test]
+async fn the_stream_cap_answers_429_beyond_it_and_recovers() {
+    let mock = MockOpenAi::start().await;
+    let gw = spawn_with_openai("up", &mock.base_url, open_limits(3)).await;
+    let client = reqwest::Client::new();
+    let gated = json!({"model": "up/gated", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut open = vec![];
+    for _ in 0..3 {
+        let res = client
+            .post(gw.url("/v1/chat/completions"))
+            .json(&gated)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        open.push(res);
+    }
+    let beyond = post_json(&gw.url("/v1/chat/completions"), None, gated.clone()).await;
+    assert_eq!(beyond.status(), 429);
+    let why = beyond.text().await.unwrap();
+    assert!(why.contains('3'), "the refusal names the cap: {why}");
+
+    mock.release();
+    for res in open {
+        assert!(res.text().await.unwrap().contains("[DONE]"));
+    }
+    let again = post_json(
+        &gw.url("/v1/chat/completions"),
+        None,
+        json!({"model": "up/gpt-test", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(again.status(), 200, "the slots are free again");
+    assert!(again.text().await.unwrap().contains("Hello"));
+}
+
+/// Sends bytes as they are, as a hostile client would.
+async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status(response: &str) -> &str {
+    response.split(' ').nth(1).unwrap_or("")
+}
+
+#[tokio::test]
+async fn origins_crafted_to_look_allowed_are_refused() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    for origin in [
+        "https://framer.com.evil.example",
+        "https://evilframer.com",
+        "https://framer.com.",
+        "https://user@framer.com",
+        "https://framer.com:443@evil.example",
+        "null",
+        "HTTPS://EVIL.EXAMPLE",
+        "https://x.framercanvas.com.evil.example",
+        "https://framercanvas.com",
+        "http://framer.com",
+        "http://localhost.evil.example:3000",
+        "http://127.0.0.1.nip.io:3000",
+    ] {
+        let res = raw(
+            gw.addr,
+            &format!(
+                "POST /api/ai-gateway/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n\
+                 {{\"message\":\"hi\"}}"
+            ),
+        )
+        .await;
+        assert_eq!(status(&res), "403", "origin {origin:?} got through: {res}");
+        assert!(
+            !res.to_ascii_lowercase()
+                .contains("access-control-allow-origin"),
+            "{origin:?}: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hosts_crafted_to_look_like_loopback_are_refused() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    for host in [
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "[::ffff:127.0.0.1]",
+        "localhost:notaport",
+        "evil.example@localhost",
+    ] {
+        let res = raw(
+            gw.addr,
+            &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            matches!(status(&res), "403" | "400"),
+            "Host {host:?} got through: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_host_or_origin_header_is_refused() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let two_hosts = raw(
+        gw.addr,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(matches!(status(&two_hosts), "400" | "403"), "{two_hosts}");
+    let two_origins = raw(
+        gw.addr,
+        &format!(
+            "POST /api/ai-gateway/stream HTTP/1.1\r\nHost: localhost\r\nOrigin: {FRAMER_ORIGIN}\r\n\
+             Origin: https://evil.example\r\nContent-Type: application/json\r\n\
+             Content-Length: 17\r\nConnection: close\r\n\r\n{{\"message\":\"hi\"}}"
+        ),
+    )
+    .await;
+    assert!(
+        matches!(status(&two_origins), "400" | "403"),
+        "{two_origins}"
+    );
+    // And the gateway serves on.
+    let ok = raw(
+        gw.addr,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&ok), "200", "{ok}");
+}
+
+#[tokio::test]
+async fn clients_that_trickle_a_request_are_cut_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The test settings' idle timeout is 1.5 s.
+    let gw = spawn_gateway(settings(json!({}))).await;
+
+    // A head that never ends.
+    let mut head = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    head.write_all(b"POST /api/ai-gateway/stream HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // A body that never arrives whole.
+    let mut body = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    body.write_all(
+        b"POST /api/ai-gateway/stream HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"message\":",
+    )
+    .await
+    .unwrap();
+
+    // Meanwhile another client is served.
+    let res = post_json(
+        &gw.url("/api/ai-gateway/stream"),
+        None,
+        json!({"message": "hi"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    // Both slow ones are cut (bounded wait: ten times the idle timeout).
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        head.read_to_end(&mut out),
+    )
+    .await;
+    assert!(read.is_ok(), "the trickled head still holds its connection");
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        body.read_to_end(&mut out),
+    )
+    .await
+    .expect("the trickled body still holds its connection")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
+}
