@@ -4,7 +4,7 @@
 //!
 //! `xvfb-run dbus-run-session -- target/release/examples/app_start <protogate> <runs>`
 //!
-//! Prints `<start-to-tray median ms> <idle RSS median MB>`.
+//! Prints `app_start: <start-to-tray median ms> <idle RSS median MB>`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,5 +106,6 @@ async fn main() {
         idle.push(rss_mb(app.id().unwrap()));
         app.kill().await.unwrap();
     }
-    println!("{:.0} {:.1}", median(to_tray), median(idle));
+    // Marked: the session's own services (at-spi) write to the same stdout.
+    println!("app_start: {:.0} {:.1}", median(to_tray), median(idle));
 }

@@ -10,7 +10,8 @@ runs=${1:-5}
 scripts/package.sh --bundles deb >/dev/null
 cargo build --release --locked --example app_start 2>&1 | tail -1
 deb=$(ls target/release/bundle/deb/*.deb)
-read -r tray_ms idle_mb <<< "$(xvfb-run -a dbus-run-session -- target/release/examples/app_start target/release/protogate "$runs")"
+out=$(xvfb-run -a dbus-run-session -- target/release/examples/app_start target/release/protogate "$runs" 2>/dev/null)
+read -r tray_ms idle_mb <<< "$(grep '^app_start:' <<< "$out" | cut -d' ' -f2-)"
 cat <<REPORT
 | the desktop app ($(date -u +%Y-%m-%d), $(nproc) cores, Xvfb) | measured |
 | --- | --- |

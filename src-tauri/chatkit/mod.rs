@@ -46,6 +46,15 @@ pub fn store_of(state: &AppState) -> Arc<Store> {
         .clone()
 }
 
+/// Whose threads a request reads and writes: its page's origin.
+fn origin_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or(NO_ORIGIN)
+        .to_string()
+}
+
 /// `POST /api/chatkit`.
 pub async fn handle(
     State(state): State<AppState>,
@@ -53,11 +62,7 @@ pub async fn handle(
     headers: HeaderMap,
     JsonBody(request): JsonBody<Request>,
 ) -> Result<Response, GatewayError> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or(NO_ORIGIN)
-        .to_string();
+    let origin = origin_of(&headers);
     let store = store_of(&state);
     if request.is_streaming() {
         return streaming(state, store, origin, record, request);
@@ -143,6 +148,8 @@ fn streaming(
     record: RecordHandle,
     request: Request,
 ) -> Result<Response, GatewayError> {
+    // Taken before anything is stored: a busy gateway leaves no unanswered message behind.
+    let permit = state.stream_permit()?;
     let mut prelude = Vec::new();
     let (thread_id, refusal) = match request {
         Request::ThreadsCreate { params } => {
@@ -186,7 +193,6 @@ fn streaming(
         record.set_error(reason);
         return Ok(turn::refusal(prelude, reason));
     }
-    let permit = state.stream_permit()?;
     Ok(turn::answer(turn::Turn {
         state,
         store,

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -171,16 +170,7 @@ fn sse(events: impl futures_util::Stream<Item = Event> + Send + 'static) -> Resp
         line.extend_from_slice(b"\n\n");
         Ok::<_, Infallible>(Bytes::from(line))
     });
-    let mut response = Response::new(Body::from_stream(body));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    crate::gateway::event_stream(Body::from_stream(body))
 }
 
 /// An answer still streaming. If the page stops the stream (ChatKit's stop button, a

@@ -3,7 +3,7 @@
 //! and answered as ChatKit's attachment, anything else is refused with the reason.
 
 use axum::extract::{Multipart, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use base64::Engine as _;
 
@@ -59,11 +59,7 @@ pub async fn upload(
             mime_type,
             thread_id: None,
         };
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or(super::NO_ORIGIN);
-        super::store_of(&state).add_upload(origin, attachment.clone());
+        super::store_of(&state).add_upload(&super::origin_of(&headers), attachment.clone());
         return Ok(Json(attachment));
     }
     Err(GatewayError::bad_request(

@@ -24,6 +24,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer
 pub(crate) use body::JsonBody;
 pub use conn::ClientStall;
 pub use server::{serve_live, serve_live_tls, LiveRouter, DRAIN};
+pub(crate) use sse::event_stream;
 pub use state::AppState;
 
 use crate::config::Config;

@@ -67,7 +67,12 @@ pub fn response(
             }
         }
     };
-    let mut response = Response::new(Body::from_stream(body));
+    event_stream(Body::from_stream(body))
+}
+
+/// A `text/event-stream` response that nothing between here and the client buffers.
+pub(crate) fn event_stream(body: Body) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
