@@ -333,3 +333,74 @@ async fn clients_that_trickle_a_request_are_cut_and_others_are_served() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive"), "{answer}");
 }
+
+/// The last record of `path`, once its response has ended.
+async fn last_record(gw: &TestGateway, path: &str) -> protogate::request_log::Record {
+    for _ in 0..200 {
+        if let Some(r) = gw.log.recent().into_iter().rev().find(|r| r.path == path) {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no record of {path}");
+}
+
+#[tokio::test]
+async fn upstream_faults_are_reported_logged_and_survived() {
+    let mock = MockOpenAi::start().await;
+    let gw = spawn_with_openai("up", &mock.base_url, json!({})).await;
+    let url = gw.url("/v1/chat/completions");
+    let ask = |model: &str, stream: bool| json!({"model": format!("up/{model}"), "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+
+    // Invalid JSON inside the stream: an error event after the partial text, never a
+    // silent end; the log says why.
+    let body = post_json(&url, None, ask("invalid-json", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("partial"), "{body}");
+    let last = sse_data(&body)
+        .into_iter()
+        .rfind(|d| d != "[DONE]")
+        .unwrap();
+    assert!(
+        last.contains("error") && last.contains("unreadable"),
+        "the stream ends with an error event that says why: {body}"
+    );
+    let record = last_record(&gw, "/v1/chat/completions").await;
+    assert!(record.error.is_some(), "{record:?}");
+    gw.log.clear();
+
+    // Invalid JSON as a whole answer: a 502 that names the provider.
+    let res = post_json(&url, None, ask("invalid-json", false)).await;
+    assert_eq!(res.status(), 502);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("up"), "{text}");
+    let record = last_record(&gw, "/v1/chat/completions").await;
+    assert_eq!(record.status, 502);
+    assert!(record.error.is_some(), "{record:?}");
+    gw.log.clear();
+
+    // An upstream that sends one byte at a time: the answer arrives whole.
+    let body = post_json(&url, None, ask("trickle", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let text: String = sse_data(&body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(text, "Hello world", "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+
+    // And the gateway serves on.
+    let res = post_json(&url, None, ask("gpt-test", false)).await;
+    assert_eq!(res.status(), 200);
+}

@@ -12,6 +12,9 @@
 //! - `error500`, `reject-key`, `rate-limited`: the documented error bodies.
 //! - `slow-headers`: waits 5 s before answering at all.
 //! - `in-stream-error`: one chunk, then an `{"error": ...}` event.
+//! - `invalid-json`: one chunk, then an event whose data is not JSON; without `stream`, a
+//!   200 whose body is cut-off JSON.
+//! - `trickle`: the normal answer, one byte per write, 1 ms apart.
 //! - `tool-call`: a `get_weather` tool call with `{"location": "Paris, France"}`, its
 //!   arguments split across chunks, finish reason `tool_calls`; as the Chat Completions
 //!   API documents function calling.
@@ -149,6 +152,30 @@ async fn completions(
                 .into_response()
         }
         "slow-headers" => tokio::time::sleep(Duration::from_secs(5)).await,
+        "invalid-json" if !stream => {
+            return (
+                [("content-type", "application/json")],
+                r#"{"id": "chatcmpl-mock1", "choices": [{"message": {"content": "Hel"#,
+            )
+                .into_response()
+        }
+        "trickle" if stream => {
+            let mut answer = chunk(&model, json!({"role": "assistant", "content": ""}), None);
+            answer += &chunk(&model, json!({"content": "Hello"}), None);
+            answer += &chunk(&model, json!({"content": " world"}), None);
+            answer += &chunk(&model, json!({}), Some("stop"));
+            answer += "data: [DONE]\n\n";
+            let body = async_stream::stream! {
+                for byte in answer.into_bytes() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    yield Ok::<_, std::convert::Infallible>(Bytes::from(vec![byte]));
+                }
+            };
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(body))
+                .unwrap();
+        }
         _ => {}
     }
 
@@ -214,6 +241,11 @@ async fn completions(
                 loop {
                     yield Ok(Bytes::from(chunk(&m, json!({"content": text}), None)));
                 }
+            }
+            "invalid-json" => {
+                yield Ok(Bytes::from(chunk(&m, json!({"content": "partial"}), None)));
+                yield Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops\n\n"));
+                tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             "in-stream-error" => {
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "partial"}), None)));
