@@ -502,3 +502,55 @@ async fn an_unknown_provider_is_a_400_listing_the_configured_ones() {
         ]
     );
 }
+
+/// ChatKit's turns go through the same canonical model: every provider kind answers a
+/// ChatKit thread, with the user's message in its upstream call.
+#[tokio::test]
+async fn chatkit_threads_are_answered_by_every_provider_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world_with(
+        mock_asap::PRIVATE_KEY,
+        json!({"chatkit": {"dir": dir.path()}}),
+    )
+    .await;
+    for model in [
+        "demo/protogate-demo",
+        "oai/gpt-test",
+        "claude/claude-test",
+        "gw/claude-bedrock",
+    ] {
+        let (status, body) = post(
+            &w.gw,
+            "/api/chatkit",
+            json!({"type": "threads.create", "params": {"input": {
+                "content": [{"type": "input_text", "text": format!("Hello via {model}")}],
+                "attachments": [], "inference_options": {"model": model}
+            }}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {body}");
+        let events: Vec<Value> = sse_data(&body)
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(
+            events.iter().all(|e| e["type"] != "error"),
+            "{model}: {body}"
+        );
+        let text: String = events
+            .iter()
+            .filter(|e| e["update"]["type"] == "assistant_message.content_part.text_delta")
+            .map(|e| e["update"]["delta"].as_str().unwrap())
+            .collect();
+        assert!(!text.is_empty(), "{model} answered nothing: {body}");
+        assert_eq!(events.last().unwrap()["type"], "thread.updated", "{model}");
+    }
+    let asked = |bodies: Vec<Value>, model: &str| {
+        bodies
+            .iter()
+            .any(|b| b.to_string().contains(&format!("Hello via {model}")))
+    };
+    assert!(asked(w.openai.bodies(), "oai/gpt-test"));
+    assert!(asked(w.anthropic.bodies(), "claude/claude-test"));
+    assert!(asked(w.asap.bodies(), "gw/claude-bedrock"));
+}
