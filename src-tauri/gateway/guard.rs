@@ -13,17 +13,39 @@ use super::state::AppState;
 use crate::error::{ErrorShape, GatewayError};
 use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 
-/// Refuses a `Host` that is not ours, including an empty or missing one: a DNS-rebinding
-/// page reaches us under its own name (compare Ollama CVE-2024-28224).
-pub async fn host_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Outside CORS: `Host`, then `Origin`. A refusal here carries no CORS headers, so a
+/// refused page cannot even read why (the request log says it).
+pub async fn gatekeep(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(error) = host_refusal(&state, &req).or_else(|| origin_refusal(&state, &req)) {
+        return refuse(&req, error);
+    }
+    next.run(req).await
+}
+
+/// Inside CORS: the access token, then the rate limit. Their refusals carry CORS
+/// headers, so the allowed page can show them.
+pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Only the head crosses the await: a request's body is not `Sync`.
+    let refusal = token_refusal(&state, req.method(), req.headers()).await;
+    if let Some(error) = refusal {
+        return refuse(&req, error);
+    }
+    if let Some(error) = limit_refusal(&state, &req) {
+        return refuse(&req, error);
+    }
+    next.run(req).await
+}
+
+/// A `Host` that is not ours, including an empty or missing one: a DNS-rebinding page
+/// reaches us under its own name (compare Ollama CVE-2024-28224).
+fn host_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
     // Two of either is a request crafted for a checker and a router that read different
     // ones (RFC 9112 §3.2: a 400 for more than one Host).
     for name in [header::HOST, header::ORIGIN] {
         if req.headers().get_all(&name).iter().nth(1).is_some() {
-            return refuse(
-                &req,
-                GatewayError::bad_request(format!("more than one `{name}` header; send one")),
-            );
+            return Some(GatewayError::bad_request(format!(
+                "more than one `{name}` header; send one"
+            )));
         }
     }
     let host = match req.headers().get(header::HOST) {
@@ -32,78 +54,63 @@ pub async fn host_check(State(state): State<AppState>, req: Request, next: Next)
         None => req.uri().authority().map_or("", |a| a.as_str()),
     };
     if state.config.hosts.allows(host) {
-        return next.run(req).await;
+        return None;
     }
     let shown = if host.is_empty() { "(empty)" } else { host };
-    refuse(
-        &req,
-        GatewayError::Forbidden(format!(
-            "Host `{shown}` refused: Protogate answers only to localhost, 127.0.0.1 and [::1] \
-             (add other names under allowed_hosts in the settings)"
-        )),
-    )
+    Some(GatewayError::Forbidden(format!(
+        "Host `{shown}` refused: Protogate answers only to localhost, 127.0.0.1 and [::1] \
+         (add other names under allowed_hosts in the settings)"
+    )))
 }
 
-/// Refuses an origin outside the allowlist, preflights included, so a blocked page
-/// shows up in the log with its reason instead of failing silently in the browser.
-pub async fn origin_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return next.run(req).await; // curl and scripts send none
-    };
-    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+/// An origin outside the allowlist, preflights included, so a blocked page shows up in
+/// the log with its reason instead of failing silently in the browser.
+fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+    // curl and scripts send none.
+    let origin = req.headers().get(header::ORIGIN)?;
+    let origin = String::from_utf8_lossy(origin.as_bytes());
     if state.config.origins.allows(&origin) {
-        return next.run(req).await;
+        return None;
     }
-    refuse(
-        &req,
-        GatewayError::Forbidden(format!(
-            "origin `{origin}` is not allowed. If this is your own prototype, approve it once: \
-             add \"{origin}\" to cors.allowed_origins in Protogate's settings (or approve it \
-             in the Protogate window). Only sites you approve can use your providers"
-        )),
-    )
+    Some(GatewayError::Forbidden(format!(
+        "origin `{origin}` is not allowed. If this is your own prototype, approve it once: \
+         add \"{origin}\" to cors.allowed_origins in Protogate's settings (or approve it \
+         in the Protogate window). Only sites you approve can use your providers"
+    )))
 }
 
 /// With `require_access_token`, every request but a preflight carries the token from
 /// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
-pub async fn token_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !state.config.require_access_token || req.method() == Method::OPTIONS {
-        return next.run(req).await;
+async fn token_refusal(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<GatewayError> {
+    if !state.config.require_access_token || method == Method::OPTIONS {
+        return None;
     }
     let expected = match state.secrets.get(ACCESS_TOKEN_ACCOUNT).await {
         Ok(Some((token, _))) => token,
         Ok(None) => {
-            return refuse(
-                &req,
-                GatewayError::Unauthorized(
-                    "an access token is required but none is set in Protogate".into(),
-                ),
-            )
+            return Some(GatewayError::Unauthorized(
+                "an access token is required but none is set in Protogate".into(),
+            ))
         }
         Err(e) => {
-            return refuse(
-                &req,
-                GatewayError::Unavailable(format!(
-                    "cannot check the access token: {e}. Unlock the keychain and try again"
-                )),
-            )
+            return Some(GatewayError::Unavailable(format!(
+                "cannot check the access token: {e}. Unlock the keychain and try again"
+            )))
         }
     };
-    match presented_token(req.headers()) {
+    match presented_token(headers) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) => {
-            next.run(req).await
+            None
         }
-        Some(_) => refuse(
-            &req,
-            GatewayError::Unauthorized("access token is wrong".into()),
-        ),
-        None => refuse(
-            &req,
-            GatewayError::Unauthorized(
-                "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`"
-                    .into(),
-            ),
-        ),
+        Some(_) => Some(GatewayError::Unauthorized("access token is wrong".into())),
+        None => Some(GatewayError::Unauthorized(
+            "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`"
+                .into(),
+        )),
     }
 }
 
@@ -130,28 +137,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Requests per origin per minute, with a burst. Preflights are answered by the CORS
 /// layer before this and do not count.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let key = req
-        .headers()
-        .get(header::ORIGIN)
-        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
-        .unwrap_or_default();
+fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+    let origin = req.headers().get(header::ORIGIN);
+    let key = origin.map_or_else(String::new, |o| {
+        String::from_utf8_lossy(o.as_bytes()).into_owned()
+    });
     let checked = state.limiter.check_key(&key);
     state.sweep_idle_limits();
-    match checked {
-        Ok(()) => next.run(req).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            refuse(
-                &req,
-                GatewayError::RateLimited {
-                    retry_after_s: wait.as_secs_f64().ceil() as u64,
-                },
-            )
-        }
-    }
+    let not_until = checked.err()?;
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ));
+    Some(GatewayError::RateLimited {
+        retry_after_s: wait.as_secs_f64().ceil() as u64,
+    })
 }
 
 fn refuse(req: &Request, error: GatewayError) -> Response {

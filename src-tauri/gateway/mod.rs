@@ -104,7 +104,8 @@ pub async fn start_https(
 /// The gateway's routes and layers, without a socket: tests can call it directly.
 ///
 /// Layers, outermost first (each `.layer` call wraps what is above it):
-/// request log → Host check → Origin refusal → CORS → access token → rate limit → routes.
+/// request log → gatekeep (Host, then Origin) → CORS → admit (access token, then rate
+/// limit) → routes.
 /// CORS sits inside the refusals, so a refused origin gets no `Access-Control-Allow-*`
 /// header, and outside everything else, so every 4xx/5xx an allowed origin gets
 /// (token, rate limit, body size, upstream errors) carries the CORS headers.
@@ -126,22 +127,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
         .fallback(routes::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::rate_limit,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::token_check,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::admit))
         .layer(cors_layer())
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            guard::origin_check,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::host_check,
+            guard::gatekeep,
         ))
         .layer(middleware::from_fn_with_state(
             state.log.clone(),
@@ -150,7 +140,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// CORS for origins that passed [`guard::origin_check`]: the origin is echoed (with
+/// CORS for origins that passed [`guard::gatekeep`]: the origin is echoed (with
 /// `Vary: Origin`), never `*`, and credentials are never allowed since no cookies are
 /// involved. Private Network Access preflights are answered "yes"
 /// (<https://wicg.github.io/private-network-access/>).
