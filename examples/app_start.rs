@@ -6,41 +6,13 @@
 //!
 //! Prints `app_start: <start-to-tray median ms> <idle RSS median MB>`.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The tray host's side of the protocol: which items registered.
-#[derive(Clone, Default)]
-struct Watcher {
-    registered: Arc<Mutex<Option<Instant>>>,
-}
+#[path = "../tests/common/tray_host.rs"]
+#[allow(dead_code)]
+mod tray_host;
 
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    async fn register_status_notifier_item(&self, _service: &str) {
-        self.registered
-            .lock()
-            .unwrap()
-            .get_or_insert_with(Instant::now);
-    }
-
-    async fn register_status_notifier_host(&self, _service: &str) {}
-
-    #[zbus(property)]
-    fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    fn registered_status_notifier_items(&self) -> Vec<String> {
-        vec![]
-    }
-}
+use tray_host::Watcher;
 
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -81,7 +53,7 @@ async fn main() {
             r#"{"port": 0, "https": {"enabled": false}}"#,
         )
         .unwrap();
-        *watcher.registered.lock().unwrap() = None;
+        watcher.items.lock().unwrap().clear();
         let start = Instant::now();
         let mut app = tokio::process::Command::new(binary)
             .arg("--hidden")
@@ -95,8 +67,8 @@ async fn main() {
             .unwrap();
         let deadline = start + Duration::from_secs(30);
         let registered = loop {
-            if let Some(at) = *watcher.registered.lock().unwrap() {
-                break at;
+            if let Some(item) = watcher.items.lock().unwrap().first() {
+                break item.at;
             }
             assert!(Instant::now() < deadline, "no tray item within 30 s");
             tokio::time::sleep(Duration::from_millis(2)).await;

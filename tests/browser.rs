@@ -158,6 +158,18 @@ async fn visit(
         .expect("a report")
 }
 
+/// Opens `path` of `pages` as a public page that has Local Network Access granted.
+async fn visit_public(pages: &mut Pages, path: &str) -> Value {
+    let granted = [pages.origin()];
+    visit(
+        &pages.url(path),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+    )
+    .await
+}
+
 async fn seed_page(ip: &'static str, endpoint: &str) -> Pages {
     serve_pages(ip, HashMap::from([("/", html(page(endpoint)))])).await
 }
@@ -168,14 +180,7 @@ async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access
     let endpoint = gw.url("/api/ai-gateway/stream");
 
     let mut pages = seed_page("127.0.0.1", &endpoint).await;
-    let granted = [pages.origin()];
-    let report = visit(
-        &pages.url("/"),
-        &[pages.address()],
-        &granted,
-        &mut pages.reports,
-    )
-    .await;
+    let report = visit_public(&mut pages, "/").await;
     assert_eq!(report["ok"], true, "{report}");
     let shown = report["shown"].as_str().unwrap();
     assert!(
@@ -205,14 +210,7 @@ async fn the_seed_chat_loop_streams_from_a_public_page_once_local_network_access
     // A public page whose origin is not allowed: the browser blocks the answer, and the
     // request log says why, even with the permission granted.
     let mut pages = seed_page("127.0.0.2", &endpoint).await;
-    let granted = [pages.origin()];
-    let report = visit(
-        &pages.url("/"),
-        &[pages.address()],
-        &granted,
-        &mut pages.reports,
-    )
-    .await;
+    let report = visit_public(&mut pages, "/").await;
     assert_eq!(report["ok"], false, "{report}");
     let refused = gw
         .log
@@ -231,14 +229,7 @@ async fn the_framer_component_streams_and_explains_a_missing_permission() {
     let path = format!("/?endpoint={endpoint}");
 
     let mut pages = component_page("127.0.0.1").await;
-    let granted = [pages.origin()];
-    let report = visit(
-        &pages.url(&path),
-        &[pages.address()],
-        &granted,
-        &mut pages.reports,
-    )
-    .await;
+    let report = visit_public(&mut pages, &path).await;
     assert_eq!(report["phase"], "done", "{report}");
     let answer = report["answer"].as_str().unwrap();
     assert!(
@@ -321,9 +312,7 @@ async fn the_openai_sdk_streams_from_a_public_page() {
         ]),
     )
     .await;
-    let granted = [pages.origin()];
-    let url = pages.url(&format!("/?base={}", gw.url("/v1")));
-    let report = visit(&url, &[pages.address()], &granted, &mut pages.reports).await;
+    let report = visit_public(&mut pages, &format!("/?base={}", gw.url("/v1"))).await;
     assert_eq!(report["ok"], true, "{report}");
     let text = report["text"].as_str().unwrap();
     assert!(
@@ -402,14 +391,7 @@ async fn chatkit_streams_from_a_public_page_and_threads_stay_with_their_origin()
         HashMap::from([("/", html(chatkit_page(&base, false)))]),
     )
     .await;
-    let granted = [pages.origin()];
-    let report = visit(
-        &pages.url("/"),
-        &[pages.address()],
-        &granted,
-        &mut pages.reports,
-    )
-    .await;
+    let report = visit_public(&mut pages, "/").await;
     assert_eq!(report["ok"], true, "{report}");
     let first = report["first"].as_str().unwrap();
     assert!(
@@ -429,14 +411,7 @@ async fn chatkit_streams_from_a_public_page_and_threads_stay_with_their_origin()
         HashMap::from([("/", html(chatkit_page(&base, true)))]),
     )
     .await;
-    let granted = [other.origin()];
-    let report = visit(
-        &other.url("/"),
-        &[other.address()],
-        &granted,
-        &mut other.reports,
-    )
-    .await;
+    let report = visit_public(&mut other, "/").await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["threads"], json!([]), "{report}");
 }

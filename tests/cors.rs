@@ -201,16 +201,6 @@ async fn foreign_and_empty_hosts_are_refused_before_routing() {
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
 }
 
-/// Sends bytes as they are: HTTP clients will not send an empty or missing Host.
-async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn assert_cors(res: &reqwest::Response, what: &str) {
     assert_eq!(
         res.headers()

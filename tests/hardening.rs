@@ -178,16 +178,6 @@ async fn the_stream_cap_answers_429_beyond_it_and_recovers() {
     assert!(again.text().await.unwrap().contains("Hello"));
 }
 
-/// Sends bytes as they are, as a hostile client would.
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn status(response: &str) -> &str {
     response.split(' ').nth(1).unwrap_or("")
 }
@@ -209,7 +199,7 @@ async fn origins_crafted_to_look_allowed_are_refused() {
         "http://localhost.evil.example:3000",
         "http://127.0.0.1.nip.io:3000",
     ] {
-        let res = raw(
+        let res = raw_request(
             gw.addr,
             &format!(
                 "POST /api/ai-gateway/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\n\
@@ -241,7 +231,7 @@ async fn hosts_crafted_to_look_like_loopback_are_refused() {
         "localhost:notaport",
         "evil.example@localhost",
     ] {
-        let res = raw(
+        let res = raw_request(
             gw.addr,
             &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
         )
@@ -256,13 +246,13 @@ async fn hosts_crafted_to_look_like_loopback_are_refused() {
 #[tokio::test]
 async fn a_second_host_or_origin_header_is_refused() {
     let gw = spawn_gateway(settings(json!({}))).await;
-    let two_hosts = raw(
+    let two_hosts = raw_request(
         gw.addr,
         "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(matches!(status(&two_hosts), "400" | "403"), "{two_hosts}");
-    let two_origins = raw(
+    let two_origins = raw_request(
         gw.addr,
         &format!(
             "POST /api/ai-gateway/stream HTTP/1.1\r\nHost: localhost\r\nOrigin: {FRAMER_ORIGIN}\r\n\
@@ -276,7 +266,7 @@ async fn a_second_host_or_origin_header_is_refused() {
         "{two_origins}"
     );
     // And the gateway serves on.
-    let ok = raw(
+    let ok = raw_request(
         gw.addr,
         "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )

@@ -13,52 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::desktop::Desktop;
+use common::tray_host::Watcher;
 use common::*;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
-
-/// Tray items that registered: (bus name, object path).
-#[derive(Clone, Default)]
-struct Watcher {
-    items: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    async fn register_status_notifier_item(
-        &self,
-        service: &str,
-        #[zbus(header)] header: zbus::message::Header<'_>,
-    ) {
-        let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
-        let item = if service.starts_with('/') {
-            (sender, service.to_string())
-        } else {
-            (service.to_string(), "/StatusNotifierItem".to_string())
-        };
-        self.items.lock().unwrap().push(item);
-    }
-
-    async fn register_status_notifier_host(&self, _service: &str) {}
-
-    #[zbus(property)]
-    fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    fn registered_status_notifier_items(&self) -> Vec<String> {
-        let items = self.items.lock().unwrap();
-        items
-            .iter()
-            .map(|(bus, path)| format!("{bus}{path}"))
-            .collect()
-    }
-}
 
 /// The desktop's notification server: what was shown, as (summary, body).
 #[derive(Clone, Default)]
@@ -257,7 +214,12 @@ async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
 
     let mut registered = None;
     for _ in 0..200 {
-        registered = watcher.items.lock().unwrap().first().cloned();
+        registered = watcher
+            .items
+            .lock()
+            .unwrap()
+            .first()
+            .map(|r| (r.bus.clone(), r.path.clone()));
         if registered.is_some() {
             break;
         }

@@ -173,16 +173,7 @@ impl Config {
         }
 
         let l = raw.limits;
-        let positive = |field: &str, v: u64| {
-            if v == 0 {
-                Err(invalid(
-                    &format!("limits.{field}"),
-                    "must be above 0".into(),
-                ))
-            } else {
-                Ok(v)
-            }
-        };
+        let positive = |field: &str, v: u64| positive(&invalid, &format!("limits.{field}"), v);
         let limits = Limits {
             max_body_bytes: positive("max_body_bytes", l.max_body_bytes as u64)? as usize,
             requests_per_minute: positive("requests_per_minute", l.requests_per_minute.into())?
@@ -230,20 +221,24 @@ impl Config {
     }
 }
 
+/// `v`, or the error that `field` must be above 0.
+fn positive(
+    invalid: &impl Fn(&str, String) -> ConfigError,
+    field: &str,
+    v: u64,
+) -> Result<u64, ConfigError> {
+    if v == 0 {
+        Err(invalid(field, "must be above 0".into()))
+    } else {
+        Ok(v)
+    }
+}
+
 fn chatkit_settings(
     raw: ChatKitSection,
     invalid: impl Fn(&str, String) -> ConfigError,
 ) -> Result<ChatKitSettings, ConfigError> {
-    let positive = |field: &str, v: u64| {
-        if v == 0 {
-            Err(invalid(
-                &format!("chatkit.{field}"),
-                "must be above 0".into(),
-            ))
-        } else {
-            Ok(v)
-        }
-    };
+    let positive = |field: &str, v: u64| positive(&invalid, &format!("chatkit.{field}"), v);
     Ok(ChatKitSettings {
         dir: raw
             .dir

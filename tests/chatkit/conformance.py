@@ -131,6 +131,17 @@ class Gateway:
 # ---- The SDK's reference server ----------------------------------------------------------
 
 
+def page(records, after, limit):
+    """The records after the one named `after`, at most `limit`; `after` of the page is
+    the cursor for the next one."""
+    start = 0
+    if after:
+        start = next(i for i, r in enumerate(records) if r.id == after) + 1
+    chosen = records[start : start + limit]
+    has_more = start + len(chosen) < len(records)
+    return Page(data=chosen, has_more=has_more, after=chosen[-1].id if has_more else None)
+
+
 class MemoryStore(Store[dict]):
     def __init__(self):
         self.threads = {}
@@ -147,14 +158,7 @@ class MemoryStore(Store[dict]):
 
     async def load_thread_items(self, thread_id, after, limit, order, context):
         items = list(self.items.get(thread_id, []))
-        if order == "desc":
-            items.reverse()
-        start = 0
-        if after:
-            start = next(i for i, item in enumerate(items) if item.id == after) + 1
-        chosen = items[start : start + limit]
-        has_more = start + len(chosen) < len(items)
-        return Page(data=chosen, has_more=has_more, after=chosen[-1].id if has_more else None)
+        return page(items[::-1] if order == "desc" else items, after, limit)
 
     async def save_attachment(self, attachment, context):
         raise NotImplementedError()
@@ -167,12 +171,7 @@ class MemoryStore(Store[dict]):
 
     async def load_threads(self, limit, after, order, context):
         threads = sorted(self.threads.values(), key=lambda t: t.created_at, reverse=order == "desc")
-        start = 0
-        if after:
-            start = next(i for i, t in enumerate(threads) if t.id == after) + 1
-        chosen = threads[start : start + limit]
-        has_more = start + len(chosen) < len(threads)
-        return Page(data=chosen, has_more=has_more, after=chosen[-1].id if has_more else None)
+        return page(threads, after, limit)
 
     async def add_thread_item(self, thread_id, item, context):
         self.items.setdefault(thread_id, []).append(item)

@@ -7,6 +7,7 @@ pub mod mock_anthropic;
 pub mod mock_asap;
 pub mod mock_openai;
 pub mod pages;
+pub mod tray_host;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -198,6 +199,17 @@ pub async fn post_json(url: &str, origin: Option<&str>, body: Value) -> reqwest:
         req = req.header("origin", origin);
     }
     req.send().await.expect("request reaches the gateway")
+}
+
+/// Sends bytes as they are, as a hostile client would (HTTP clients will not send an
+/// empty Host, or two), and reads the answer until the server closes.
+pub async fn raw_request(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The path of the built `protogate` binary.
