@@ -45,7 +45,9 @@ function row(r, live) {
         el("span", {}, time(r.time)),
         el("span", { title: r.origin ?? "" }, host(r.origin) ?? "no origin"),
         el("span", { title: `${r.method} ${r.path}` }, r.path),
-        el("span", {}, r.provider ? `${r.provider} / ${r.model}` : "—"),
+        // A browser's preflight looks like a second copy of its request without this.
+        el("span", { class: r.method === "OPTIONS" ? "muted" : "" },
+            r.provider ? `${r.provider} / ${r.model}` : r.method === "OPTIONS" ? "preflight" : "—"),
         el("span", { class: "status-code" }, r.status || "…"),
         el("span", {}, live ? "…" : ms(r.latency_ms)),
         el("span", {}, ms(r.ttft_ms)))
