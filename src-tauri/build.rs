@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "gateway_status",
     "gateway_start",
     "gateway_stop",
+    "gateway_use_free_port",
     "settings_get",
     "settings_save",
     "providers_list",

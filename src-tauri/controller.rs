@@ -76,6 +76,15 @@ pub fn lan_address() -> Option<std::net::IpAddr> {
     (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
+/// The first port after `after` (up to a hundred on) that `host` can bind now, never
+/// `skip` (the HTTPS port). Binding is the only honest test: the port may be taken
+/// again before the gateway binds it, which then fails with its reason as usual.
+fn free_port_after(host: std::net::IpAddr, after: u16, skip: Option<u16>) -> Option<u16> {
+    (after.saturating_add(1)..=after.saturating_add(100))
+        .filter(|&port| Some(port) != skip)
+        .find(|&port| std::net::TcpListener::bind((host, port)).is_ok())
+}
+
 /// `http://127.0.0.1:PORT` for a loopback or unspecified bind, else the bound address.
 pub fn endpoint_url(addr: SocketAddr) -> String {
     let ip = addr.ip();
@@ -295,6 +304,20 @@ impl Controller {
     fn app_state(&self, config: Config) -> AppState {
         let secrets = self.inner.secrets.clone();
         AppState::new(config, self.inner.log.clone(), secrets)
+    }
+
+    /// The one-click fix for "port 5711 is in use": the first port after the configured
+    /// one that this machine can bind (the HTTPS port skipped), saved to the settings,
+    /// and the gateway started there. `None` when none of the next hundred is free.
+    pub async fn move_to_free_port(&self) -> Result<Option<GatewayState>, ConfigError> {
+        let config = self.config();
+        let Some(port) = free_port_after(config.host, config.port, config.https_port) else {
+            return Ok(None);
+        };
+        let mut raw = self.settings();
+        raw.port = port;
+        self.save_settings(raw).await?;
+        Ok(Some(self.start().await))
     }
 
     /// Approves one site: adds its exact origin to `cors.allowed_origins` and saves.

@@ -88,6 +88,35 @@ async fn start_stop_restart_and_a_port_in_use() {
 }
 
 #[tokio::test]
+async fn a_port_in_use_is_fixed_in_one_step_on_the_next_free_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let gateway = controller(&dir, settings(json!({"port": port})));
+    assert!(matches!(gateway.start().await, GatewayState::Failed { .. }));
+
+    let moved = gateway
+        .move_to_free_port()
+        .await
+        .unwrap()
+        .expect("a free port");
+    let GatewayState::Running { addr, .. } = moved else {
+        panic!("it runs after the move, not {moved:?}");
+    };
+    assert!(addr.port() > port, "{} after {port}", addr.port());
+    let health = reqwest::get(format!("{}/health", endpoint(&moved)))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["port"], addr.port(), "the new port is saved");
+    gateway.stop().await;
+    drop(taken);
+}
+
+#[tokio::test]
 async fn a_stop_ends_open_streams_and_their_upstream_calls() {
     let mock = MockOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,8 @@
 //! Secret Service: the endpoint shows and copies; the gateway stops and starts from the
 //! window; a provider is added and its key lands in the keychain; the test chat streams
 //! through the gateway from the webview; requests appear in Logs; a refused origin is
-//! allowed with one click; Trust for Safari puts the local CA in the browsers' store.
+//! allowed with one click; Trust for Safari puts the local CA in the browsers' store; a
+//! port taken by another app is left for the next free one in one click.
 #![cfg(feature = "desktop")]
 
 mod common;
@@ -116,6 +117,19 @@ impl Session {
         let Some(dir) = std::env::var_os("PROTOGATE_SCREENSHOTS") else {
             return;
         };
+        // The view as it settles: no passing toast, no answer still streaming in.
+        let settled = "return document.querySelector('#toast').hidden \
+            && document.querySelector('#chat-stop').disabled";
+        for _ in 0..50 {
+            let script = json!({"script": settled, "args": []});
+            let done = self
+                .send(reqwest::Method::POST, "/execute/sync", Some(script))
+                .await;
+            if done == json!(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let png = self.send(reqwest::Method::GET, "/screenshot", None).await;
         use base64::Engine as _;
         let decoded = png
@@ -373,6 +387,41 @@ async fn a_designer_runs_the_window_end_to_end() {
         .status()
         .expect("certutil is installed by scripts/install-deps.sh test");
     assert!(listed.success(), "the local CA is in the browsers' store");
+
+    // Another app takes the port: the window says so, and one click moves Protogate on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    w.type_into("#settings-form input[name=port]", &taken_port.to_string())
+        .await;
+    w.click("#settings-form button[type=submit]").await;
+    w.click("[data-view=endpoint]").await;
+    let problem = w
+        .wait_text("#endpoint-problem", |t| t.contains("already in use"))
+        .await;
+    assert!(problem.contains(&taken_port.to_string()), "{problem}");
+    w.click("#use-free-port").await;
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    let base_url = url.trim_end_matches("/api/ai-gateway/stream").to_string();
+    assert!(!base_url.ends_with(&format!(":{taken_port}")), "{base_url}");
+    assert_eq!(
+        reqwest::get(format!("{base_url}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "it serves on the new port"
+    );
+    let fix_hidden = w
+        .send(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "return document.querySelector('#endpoint-fix').hidden", "args": []})),
+        )
+        .await;
+    assert_eq!(fix_hidden, json!(true), "the problem is gone");
+    drop(taken);
 
     let _ = http.delete(&w.url).send().await;
     let _ = driver.kill().await;

@@ -23,6 +23,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         gateway_status,
         gateway_start,
         gateway_stop,
+        gateway_use_free_port,
         settings_get,
         settings_save,
         providers_list,
@@ -126,6 +127,18 @@ async fn gateway_start(controller: State<'_, Controller>) -> Answer<StatusView> 
 #[tauri::command]
 async fn gateway_stop(controller: State<'_, Controller>) -> Answer<StatusView> {
     Ok(StatusView::of(&controller.stop().await))
+}
+
+/// "Port 5711 is in use": move to the next free port and start there, in one click.
+#[tauri::command]
+async fn gateway_use_free_port(controller: State<'_, Controller>) -> Answer<StatusView> {
+    match controller.move_to_free_port().await? {
+        Some(state) => Ok(StatusView::of(&state)),
+        None => Err(CommandError::new(
+            "no-free-port",
+            "none of the next hundred ports is free: choose one in Settings",
+        )),
+    }
 }
 
 #[tauri::command]

@@ -21,7 +21,7 @@ for view in endpoint providers logs chat settings; do
       --disable-background-networking --disable-component-update --disable-sync \
       --user-data-dir="$(mktemp -d)" --window-size=920,640 --hide-scrollbars \
       --virtual-time-budget=2000 "${flags[@]}" \
-      --screenshot="$out/$view-$scheme.png" "http://127.0.0.1:8399/index.html#$view" >/dev/null 2>&1
+      --screenshot="$out/$view-$scheme.png" "http://127.0.0.1:8399/index.html?view=$view" >/dev/null 2>&1
   done
 done
 echo "screenshots in $out"

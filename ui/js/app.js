@@ -53,5 +53,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     } catch (error) {
         $(".label", $("#status")).textContent = error.message
     }
-    show(views[location.hash.slice(1)] ? location.hash.slice(1) : "endpoint")
+    // `?view=logs` opens a view directly (previews, screenshots).
+    const wanted = new URLSearchParams(location.search).get("view")
+    show(views[wanted] ? wanted : "endpoint")
 })

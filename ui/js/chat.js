@@ -13,6 +13,7 @@ export function setEndpoint(url) {
 }
 
 function bubble(role, text) {
+    $("#chat-empty")?.remove()
     const node = el("div", { class: `bubble ${role}` }, text)
     $("#chat-log").append(node)
     node.scrollIntoView({ block: "end" })

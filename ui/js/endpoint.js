@@ -1,6 +1,6 @@
 // The home view: the URL to call, the gateway's state, and ready-made snippets.
 import { call } from "./api.js"
-import { $, showProblem } from "./dom.js"
+import { $ } from "./dom.js"
 import { copy } from "./app.js"
 
 let status = { state: "starting", http: null }
@@ -19,9 +19,19 @@ export function showStatus(next) {
     const toggle = $("#toggle-gateway")
     toggle.textContent = next.state === "running" || next.state === "starting" ? "Stop" : "Start"
     toggle.disabled = next.state === "starting"
-    const problem = next.state === "failed" ? { message: `${next.reason} — change the port in Settings.` } : null
-    showProblem($("#endpoint-problem"), problem)
+    showFailure(next.state === "failed" ? next.reason : null)
     for (const button of document.querySelectorAll("[data-copy]")) button.disabled = !next.http
+}
+
+// Why it could not start, and for a port in use the fix as one button.
+function showFailure(reason) {
+    const portInUse = /already in use/.test(reason ?? "")
+    const port = /port (\d+)/.exec(reason ?? "")?.[1]
+    $("#endpoint-fix").hidden = !reason
+    $("#use-free-port").hidden = !portInUse
+    $("#endpoint-problem").textContent = !reason ? "" : portInUse
+        ? `${port ? `Port ${port}` : "The port"} is already in use by another app. Move Protogate to the next free port; your prototypes then need the new endpoint.`
+        : reason
 }
 
 function snippet(kind) {
@@ -44,7 +54,14 @@ export function init() {
         try {
             await call(running ? "gateway_stop" : "gateway_start")
         } catch (error) {
-            showProblem($("#endpoint-problem"), error)
+            showFailure(error.message)
+        }
+    })
+    $("#use-free-port").addEventListener("click", async () => {
+        try {
+            await call("gateway_use_free_port")
+        } catch (error) {
+            showFailure(error.message)
         }
     })
     for (const button of document.querySelectorAll("[data-copy]")) {
@@ -54,7 +71,7 @@ export function init() {
                 try {
                     copy(await call("framer_component"), "Framer component")
                 } catch (error) {
-                    showProblem($("#endpoint-problem"), error)
+                    showFailure(error.message)
                 }
                 return
             }

@@ -7,6 +7,7 @@ import { $, el, toast } from "./dom.js"
 const MAX_ROWS = 300
 const records = new Map() // id → record, in arrival order
 let selected = null
+const allowed = new Set() // origins approved from this window
 
 const refusedOrigin = (r) => r.error?.match(/^origin `([^`]+)` is not allowed/)?.[1]
 
@@ -32,7 +33,9 @@ const host = (origin) => origin?.replace(/^https?:\/\//, "")
 async function allow(origin) {
     try {
         await call("origin_approve", { origin })
+        allowed.add(origin)
         toast(`${origin} is allowed`)
+        draw()
     } catch (error) {
         toast(error.message)
     }
@@ -52,8 +55,15 @@ function row(r, live) {
         el("span", {}, live ? "…" : ms(r.latency_ms)),
         el("span", {}, ms(r.ttft_ms)))
     if (r.error && kind(r) !== "ok") {
-        node.append(el("span", { class: "reason" }, r.error,
-            origin && el("button", { class: "secondary", onclick: (e) => (e.stopPropagation(), allow(origin)) }, "Allow this origin")))
+        // A refused site gets the designer's words and the one-click fix; the full
+        // reason (with the settings key) stays in the details.
+        const reason = origin
+            ? `${origin} is not approved yet. If it is your prototype, allow it once: only sites you allow can use your providers.`
+            : r.error
+        node.append(el("span", { class: "reason" }, reason,
+            origin && (allowed.has(origin)
+                ? el("span", { class: "pill ok" }, "Allowed")
+                : el("button", { class: "secondary", onclick: (e) => (e.stopPropagation(), allow(origin)) }, "Allow this origin"))))
     }
     return node
 }
@@ -64,7 +74,8 @@ function draw() {
     const shown = [...records.values()].filter(matches).slice(-MAX_ROWS).reverse()
     $("#log-rows").replaceChildren(...shown.map((r) => row(r, live.has(r.id))))
     $("#log-empty").hidden = records.size > 0
-    const refusals = [...records.values()].filter((r) => refusedOrigin(r)).length
+    const waiting = new Set([...records.values()].map(refusedOrigin).filter((o) => o && !allowed.has(o)))
+    const refusals = waiting.size
     const badge = $("#refusals")
     badge.textContent = refusals
     badge.hidden = refusals === 0

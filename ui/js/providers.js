@@ -47,16 +47,15 @@ function providerCard(p) {
     return el("div", { class: "card provider", "data-provider": p.id },
         el("div", { class: "title" }, el("h2", {}, p.id), el("span", { class: "pill" }, p.kind),
             p.is_default && el("span", { class: "pill" }, "default")),
-        el("div", { class: "actions" },
-            p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
-            el("div", { class: "row" },
-                el("button", { class: "secondary", onclick: test }, "Test"),
-                !p.is_default && el("button", { class: "secondary", onclick: () => makeDefault(p.id) }, "Make default"),
-                p.kind !== "demo" && el("button", { class: "secondary", onclick: () => edit(p) }, "Edit"),
-                el("button", { class: "link", onclick: () => remove(p.id) }, "Remove"))),
+        p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
         el("p", { class: "meta" }, `${p.default_model}${p.base_url ? ` · ${p.base_url}` : ""}`),
-        el("p", { class: "meta" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
-        p.last_error ? el("p", { class: "problem" }, p.last_error) : result)
+        el("p", { class: "key-state" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
+        p.last_error ? el("p", { class: "problem wide" }, p.last_error) : result,
+        el("div", { class: "row actions" },
+            el("button", { class: "secondary", onclick: test }, "Test"),
+            !p.is_default && el("button", { class: "secondary", onclick: () => makeDefault(p.id) }, "Make default"),
+            p.kind !== "demo" && el("button", { class: "secondary", onclick: () => edit(p) }, "Edit"),
+            el("button", { class: "link danger", onclick: () => remove(p.id) }, "Remove")))
 }
 
 async function makeDefault(id) {

@@ -11,13 +11,31 @@ async function load() {
     f.retention_days.value = current.log.retention_days
     f.requests_per_minute.value = current.limits.requests_per_minute
     f.burst.value = current.limits.burst
+    f.max_body_mb.value = +(current.limits.max_body_bytes / 1048576).toFixed(2)
+    f.max_concurrent_streams.value = current.limits.max_concurrent_streams
+    f.allow_any_origin.checked = current.cors.allow_any_origin
     f.allowed_origins.value = current.cors.allowed_origins.join("\n")
     f.require_access_token.checked = current.require_access_token
     f.lan.checked = current.host !== "127.0.0.1"
     f.autostart.checked = await call("autostart_get").catch(() => false)
+    showConsequences()
+}
+
+// What a checkbox means, said next to it: any origin is a risk; LAN shows its address.
+function showConsequences() {
+    const f = $("#settings-form").elements
+    $("#any-origin-warning").hidden = !f.allow_any_origin.checked
+    call("gateway_status").then((status) => {
+        const lan = $("#lan-address")
+        lan.textContent = status.lan ? `Other devices use ${status.lan} with the access token.` : f.lan.checked ? "Save to serve on your network; its address shows here." : ""
+        lan.hidden = !lan.textContent
+    }).catch(() => {})
 }
 
 export function init() {
+    for (const name of ["allow_any_origin", "lan"]) {
+        $("#settings-form").elements[name].addEventListener("change", showConsequences)
+    }
     $("#token-generate").addEventListener("click", async () => {
         try {
             await call("access_token_generate")
@@ -42,6 +60,9 @@ export function init() {
         next.log.retention_days = Number(f.retention_days.value)
         next.limits.requests_per_minute = Number(f.requests_per_minute.value)
         next.limits.burst = Number(f.burst.value)
+        next.limits.max_body_bytes = Math.round(Number(f.max_body_mb.value) * 1048576)
+        next.limits.max_concurrent_streams = Number(f.max_concurrent_streams.value)
+        next.cors.allow_any_origin = f.allow_any_origin.checked
         next.cors.allowed_origins = f.allowed_origins.value.split("\n").map((o) => o.trim()).filter(Boolean)
         next.require_access_token = f.require_access_token.checked
         next.host = f.lan.checked ? "0.0.0.0" : "127.0.0.1"
@@ -49,6 +70,7 @@ export function init() {
             current = await call("settings_save", { settings: next })
             await call("autostart_set", { enabled: f.autostart.checked }).catch(() => {})
             showProblem($("#settings-problem"), null)
+            showConsequences()
             toast("Settings saved")
         } catch (error) {
             const where = error.field ? `${error.field}: ` : ""
