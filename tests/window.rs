@@ -284,6 +284,13 @@ async fn a_designer_runs_the_window_end_to_end() {
         stored, "sk-window-0123456789",
         "the key is in the Secret Service"
     );
+    let state = w
+        .wait_text("[data-provider=mock] .key-state", |t| t.contains("set"))
+        .await;
+    assert!(
+        state.contains("in the keychain") && state.contains("sent to this machine"),
+        "a key stored for a server on this machine is shown as set and sent: {state}"
+    );
     w.screenshot("providers-light").await;
 
     // Chat: streams from the webview through the gateway (a real cross-origin client).
