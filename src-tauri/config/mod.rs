@@ -17,7 +17,7 @@ pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
 pub use raw::{
     AsapSection, Audience, ChatKitSection, CorsSection, HttpsSection, LimitsSection, LogSection,
-    ProviderKind, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_PORT,
+    ProviderKind, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_ORIGINS, DEFAULT_PORT,
 };
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.

@@ -107,6 +107,13 @@ fn split_port(authority: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// A port as browsers write it: digits only, at most 65535. `u16::from_str` alone would
+/// take a `+`; and a pattern's `:*` must not wave through whatever follows the last colon
+/// (found by the `origin_patterns` fuzz target: `http://localhost:x@evil` was allowed).
+fn valid_port(port: &str) -> bool {
+    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+}
+
 fn valid_host(host: &str) -> bool {
     if host.starts_with('[') && host.ends_with(']') {
         return host[1..host.len() - 1]
@@ -154,7 +161,10 @@ impl OriginPolicy {
                 let Some((host, port)) = split_port(rest) else {
                     return false;
                 };
-                if rest.contains('/') || !valid_host(&host.to_ascii_lowercase()) {
+                if rest.contains('/')
+                    || !valid_host(&host.to_ascii_lowercase())
+                    || port.is_some_and(|p| !valid_port(p))
+                {
                     return false;
                 }
                 patterns.iter().any(|p| p.matches(scheme, host, port))
@@ -192,7 +202,7 @@ impl HostPolicy {
         let Some((host, port)) = split_port(host_header) else {
             return false;
         };
-        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        if port.is_some_and(|p| !valid_port(p)) {
             return false;
         }
         let host = host.to_ascii_lowercase();
@@ -233,6 +243,26 @@ mod tests {
         ] {
             assert!(policy.allows(origin), "{origin} should be allowed");
         }
+    }
+
+    #[test]
+    fn an_origin_whose_port_is_not_a_number_is_refused_even_by_a_port_wildcard() {
+        let policy = defaults();
+        assert!(policy.allows("http://localhost:5173"));
+        for origin in [
+            "http://localhost:abc",
+            "http://localhost:5173@evil.example",
+            "http://localhost:\0\0@x",
+            "http://localhost:",
+            "http://localhost:+80",
+            "http://127.0.0.1:99999",
+        ] {
+            assert!(!policy.allows(origin), "{origin:?} must be refused");
+        }
+        let hosts = HostPolicy::new(vec![]);
+        assert!(hosts.allows("localhost:5711"));
+        assert!(!hosts.allows("localhost:+5711"));
+        assert!(!hosts.allows("localhost:"));
     }
 
     #[test]
