@@ -11,7 +11,7 @@ set -euo pipefail
 want=(build-essential pkg-config curl ca-certificates
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev)
 if [[ "${1:-build}" == "test" ]]; then
-  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip python3 python3-venv)
+  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip x11-utils python3 python3-venv)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

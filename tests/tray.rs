@@ -339,6 +339,39 @@ async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
         "started again from the tray"
     );
 
+    // A second launch (the designer clicks the app icon again) hands over and ends; the
+    // running app shows its window, which a `--hidden` start had not opened.
+    assert_ne!(
+        window_map_state(&desktop.display).await.as_deref(),
+        Some("IsViewable"),
+        "started hidden: no window yet"
+    );
+    let second = desktop
+        .command(&binary(), home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let second = tokio::time::timeout(Duration::from_secs(15), second)
+        .await
+        .expect("a second launch ends at once")
+        .unwrap();
+    assert!(second.success(), "{second:?}");
+    let mut state = None;
+    for _ in 0..100 {
+        state = window_map_state(&desktop.display).await;
+        if state.as_deref() == Some("IsViewable") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state.as_deref(),
+        Some("IsViewable"),
+        "the running app shows its window"
+    );
+    assert!(app.try_wait().unwrap().is_none(), "the first app runs on");
+
     tray.click("Quit Protogate").await;
     let exit = tokio::time::timeout(Duration::from_secs(15), app.wait())
         .await
@@ -349,6 +382,20 @@ async fn the_tray_shows_the_state_and_its_menu_starts_stops_copies_and_quits() {
         reqwest::get(format!("{endpoint}/health")).await.is_err(),
         "the gateway ends with the app"
     );
+}
+
+/// The X map state of the window titled Protogate ("IsViewable" when on screen), or
+/// `None` while there is no such window.
+async fn window_map_state(display: &str) -> Option<String> {
+    let out = tokio::process::Command::new("xwininfo")
+        .args(["-name", "Protogate"])
+        .env("DISPLAY", display)
+        .output()
+        .await
+        .expect("xwininfo (x11-utils) is installed by scripts/install-deps.sh test");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Map State: ").map(String::from))
 }
 
 fn json_port_zero() -> serde_json::Value {
