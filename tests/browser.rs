@@ -4,7 +4,7 @@
 //! permission is granted, or not, through a managed policy, as an administrator would.
 //! The pages run the seed `Chat.tsx` loop unchanged, the Framer component from
 //! `ui/framer/` (compiled with esbuild against React and a stand-in for `framer`), and the
-//! OpenAI JS SDK.
+//! OpenAI JS SDK (over `http://127.0.0.1` and `https://localhost`).
 
 mod common;
 
@@ -120,6 +120,17 @@ async fn visit(
     granted: &[String],
     reports: &mut mpsc::Receiver<Value>,
 ) -> Value {
+    visit_as(url, public, granted, reports, None).await
+}
+
+/// As [`visit`], with Chromium's `HOME` (and so its NSS trust store) in `home` when given.
+async fn visit_as(
+    url: &str,
+    public: &[String],
+    granted: &[String],
+    reports: &mut mpsc::Receiver<Value>,
+    home: Option<&std::path::Path>,
+) -> Value {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "Chromium is missing: run the tests through scripts/test.sh, which installs it"
@@ -146,6 +157,7 @@ async fn visit(
         ))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
+        .envs(home.map(|h| ("HOME", h)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -313,6 +325,55 @@ async fn the_openai_sdk_streams_from_a_public_page() {
     )
     .await;
     let report = visit_public(&mut pages, &format!("/?base={}", gw.url("/v1"))).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[Protogate demo]") && text.contains("Hello from the OpenAI SDK"),
+        "{text}"
+    );
+}
+
+/// The same SDK to `https://localhost` (the endpoint Safari needs, and Chrome takes too),
+/// from a public page in a Chromium that trusts Protogate's local CA through
+/// `protogate tls trust`, with no flag that weakens certificate checks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_streams_from_a_public_page_over_https_localhost() {
+    require_secret_service();
+    let home = tempfile::tempdir().unwrap();
+    let (_gateway, _, https) = serve_https(home.path(), json!({})).await;
+    let trust = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(home.path().join("settings.json"))
+        .args(["tls", "trust"])
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        trust.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trust.stderr)
+    );
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([
+            (
+                "/",
+                html(r#"<!doctype html><title>sdk</title><script src="/sdk.js"></script>"#.into()),
+            ),
+            ("/sdk.js", script("sdk.js").await),
+        ]),
+    )
+    .await;
+    let granted = [pages.origin()];
+    let report = visit_as(
+        &pages.url(&format!("/?base={https}/v1")),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+        Some(home.path()),
+    )
+    .await;
     assert_eq!(report["ok"], true, "{report}");
     let text = report["text"].as_str().unwrap();
     assert!(
