@@ -310,10 +310,10 @@ async fn in_a_cross_origin_frame_the_permission_must_be_delegated() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_openai_sdk_streams_from_a_public_page() {
-    let gw = spawn_gateway(settings(json!({}))).await;
-    let mut pages = serve_pages(
+/// A page that runs the OpenAI JS SDK (the bundle of `tests/browser/sdk-page.js`)
+/// against the `?base=` URL.
+async fn sdk_pages() -> Pages {
+    serve_pages(
         "127.0.0.1",
         HashMap::from([
             (
@@ -323,7 +323,13 @@ async fn the_openai_sdk_streams_from_a_public_page() {
             ("/sdk.js", script("sdk.js").await),
         ]),
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_streams_from_a_public_page() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let mut pages = sdk_pages().await;
     let report = visit_public(&mut pages, &format!("/?base={}", gw.url("/v1"))).await;
     assert_eq!(report["ok"], true, "{report}");
     let text = report["text"].as_str().unwrap();
@@ -341,30 +347,8 @@ async fn the_openai_sdk_streams_from_a_public_page_over_https_localhost() {
     require_secret_service();
     let home = tempfile::tempdir().unwrap();
     let (_gateway, _, https) = serve_https(home.path(), json!({})).await;
-    let trust = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(home.path().join("settings.json"))
-        .args(["tls", "trust"])
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        trust.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trust.stderr)
-    );
-    let mut pages = serve_pages(
-        "127.0.0.1",
-        HashMap::from([
-            (
-                "/",
-                html(r#"<!doctype html><title>sdk</title><script src="/sdk.js"></script>"#.into()),
-            ),
-            ("/sdk.js", script("sdk.js").await),
-        ]),
-    )
-    .await;
+    protogate_in(home.path(), &["tls", "trust"]);
+    let mut pages = sdk_pages().await;
     let granted = [pages.origin()];
     let report = visit_as(
         &pages.url(&format!("/?base={https}/v1")),

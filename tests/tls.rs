@@ -21,23 +21,6 @@ async fn serve(home: &Path) -> (tokio::process::Child, String, String) {
     serve_https(home, json!({})).await
 }
 
-fn protogate(home: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(home.join("settings.json"))
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "protogate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn ca_secret() -> String {
     let out = std::process::Command::new("secret-tool")
         .args([
@@ -82,7 +65,7 @@ async fn https_localhost_is_served_with_a_ca_from_the_keychain_that_signs_only_l
     }
 
     let export = home.path().join("ca.pem");
-    protogate(home.path(), &["tls", "export", export.to_str().unwrap()]);
+    protogate_in(home.path(), &["tls", "export", export.to_str().unwrap()]);
     let ca_pem = std::fs::read(&export).unwrap();
     assert!(
         !String::from_utf8_lossy(&ca_pem).contains("PRIVATE"),
@@ -178,7 +161,7 @@ async fn https_localhost_is_served_with_a_ca_from_the_keychain_that_signs_only_l
     }
 
     // A second start keeps the same CA: what the user trusted stays trusted.
-    let before = protogate(home.path(), &["tls", "status"]);
+    let before = protogate_in(home.path(), &["tls", "status"]);
     gateway.kill().await.unwrap();
     let (_again, _, https) = serve(home.path()).await;
     assert!(trusting(&ca_pem)
@@ -188,7 +171,7 @@ async fn https_localhost_is_served_with_a_ca_from_the_keychain_that_signs_only_l
         .send()
         .await
         .is_ok());
-    assert_eq!(protogate(home.path(), &["tls", "status"]), before);
+    assert_eq!(protogate_in(home.path(), &["tls", "status"]), before);
 }
 
 async fn chromium_shows(home: &Path, url: &str) -> String {
@@ -231,7 +214,7 @@ async fn tls_trust_makes_chromium_accept_https_localhost_and_untrust_undoes_it()
             .contains("\"status\":\"ok\""),
         "before trust, Chromium refuses the certificate"
     );
-    let said = protogate(home.path(), &["tls", "trust"]);
+    let said = protogate_in(home.path(), &["tls", "trust"]);
     assert!(said.contains(".pki/nssdb"), "{said}");
     assert!(
         chromium_shows(home.path(), &health)
@@ -239,8 +222,8 @@ async fn tls_trust_makes_chromium_accept_https_localhost_and_untrust_undoes_it()
             .contains("\"status\":\"ok\""),
         "after trust, Chromium shows the health page with no flag that weakens checks"
     );
-    assert!(protogate(home.path(), &["tls", "status"]).contains(".pki/nssdb"));
-    protogate(home.path(), &["tls", "untrust"]);
+    assert!(protogate_in(home.path(), &["tls", "status"]).contains(".pki/nssdb"));
+    protogate_in(home.path(), &["tls", "untrust"]);
     assert!(
         !chromium_shows(home.path(), &health)
             .await

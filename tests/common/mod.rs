@@ -217,6 +217,25 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_protogate"))
 }
 
+/// Runs `protogate ARGS` with `home` as its home and the settings in it, as a person would
+/// at a terminal; its standard output, once it has succeeded.
+pub fn protogate_in(home: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(home.join("settings.json"))
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "protogate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Keychain tests need the throwaway Secret Service that `scripts/test.sh` starts.
 pub fn require_secret_service() {
     assert!(
