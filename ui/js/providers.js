@@ -50,12 +50,22 @@ function providerCard(p) {
         p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
         el("p", { class: "meta" }, `${p.default_model}${p.base_url ? ` · ${p.base_url}` : ""}`),
         el("p", { class: "key-state" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
-        p.last_error ? el("p", { class: "problem wide" }, p.last_error) : result,
+        lastError(p) ? el("p", { class: "problem wide" }, lastError(p)) : result,
         el("div", { class: "row actions" },
             el("button", { class: "secondary", onclick: test }, "Test"),
             !p.is_default && el("button", { class: "secondary", onclick: () => makeDefault(p.id) }, "Make default"),
             p.kind !== "demo" && el("button", { class: "secondary", onclick: () => edit(p) }, "Edit"),
             el("button", { class: "link danger", onclick: () => remove(p.id) }, "Remove")))
+}
+
+// The last request's failure, in the window's terms: a missing key is fixed right here
+// (not with the command line the gateway's message names), and is old news once set.
+function lastError(p) {
+    if (!p.last_error) return null
+    if (/ is set for provider /.test(p.last_error)) {
+        return /^set/.test(p.key_state) ? null : "No key yet: paste one above and press Set key."
+    }
+    return `Last request: ${p.last_error}`
 }
 
 async function makeDefault(id) {
