@@ -28,6 +28,8 @@ pub enum GatewayState {
     /// It could not start: "port 5711 on 127.0.0.1 is already in use ...".
     Failed {
         reason: String,
+        /// Set when another app holds the port: the fix is another port.
+        port_in_use: Option<u16>,
     },
 }
 
@@ -185,6 +187,7 @@ impl Controller {
             Err(e) => {
                 return self.set(GatewayState::Failed {
                     reason: e.to_string(),
+                    port_in_use: e.port_in_use(),
                 })
             }
         };
@@ -192,7 +195,10 @@ impl Controller {
             Ok(addr) => addr,
             Err(e) => {
                 let reason = format!("cannot read the bound address: {e}");
-                return self.set(GatewayState::Failed { reason });
+                return self.set(GatewayState::Failed {
+                    reason,
+                    port_in_use: None,
+                });
             }
         };
         let live = LiveRouter::new(self.app_state(config.clone()));

@@ -70,11 +70,19 @@ async fn start_stop_restart_and_a_port_in_use() {
     let port = taken.local_addr().unwrap().port();
     let blocked = controller(&dir, settings(json!({"port": port})));
     match blocked.start().await {
-        GatewayState::Failed { reason } => {
+        GatewayState::Failed {
+            reason,
+            port_in_use,
+        } => {
             assert!(
                 reason.contains(&port.to_string()) && reason.contains("in use"),
                 "{reason}"
-            )
+            );
+            assert_eq!(
+                port_in_use,
+                Some(port),
+                "the state says which port is taken"
+            );
         }
         other => panic!("a port in use is a failure with a reason, not {other:?}"),
     }

@@ -93,15 +93,20 @@ pub struct StatusView {
     lan: Option<String>,
     port: Option<u16>,
     reason: Option<String>,
+    /// The port another app holds, when that is why it failed.
+    port_in_use: Option<u16>,
 }
 
 impl StatusView {
     pub fn of(state: &GatewayState) -> Self {
-        let (name, port, reason) = match state {
-            GatewayState::Starting => ("starting", None, None),
-            GatewayState::Running { addr, .. } => ("running", Some(addr.port()), None),
-            GatewayState::Stopped => ("stopped", None, None),
-            GatewayState::Failed { reason } => ("failed", None, Some(reason.clone())),
+        let (name, port, reason, port_in_use) = match state {
+            GatewayState::Starting => ("starting", None, None, None),
+            GatewayState::Running { addr, .. } => ("running", Some(addr.port()), None, None),
+            GatewayState::Stopped => ("stopped", None, None, None),
+            GatewayState::Failed {
+                reason,
+                port_in_use,
+            } => ("failed", None, Some(reason.clone()), *port_in_use),
         };
         StatusView {
             state: name,
@@ -110,6 +115,7 @@ impl StatusView {
             lan: state.lan_endpoint(),
             port,
             reason,
+            port_in_use,
         }
     }
 }

@@ -132,7 +132,7 @@ pub fn status_line(state: &GatewayState) -> String {
             format!("Running on {}", state.endpoint().unwrap_or_default())
         }
         GatewayState::Stopped => "Stopped".into(),
-        GatewayState::Failed { reason } => format!("Error: {}", short_reason(reason)),
+        GatewayState::Failed { reason, .. } => format!("Error: {}", short_reason(reason)),
     }
 }
 

@@ -43,6 +43,16 @@ pub enum BindError {
     },
 }
 
+impl BindError {
+    /// The port another app holds, when that is why: the window offers the next one.
+    pub fn port_in_use(&self) -> Option<u16> {
+        match self {
+            BindError::InUse { port, .. } => Some(*port),
+            BindError::Other { .. } => None,
+        }
+    }
+}
+
 /// Binds the configured host and port (port 0 takes any free one). The caller binds, so
 /// a port already in use is its error to report, before anything is served.
 pub async fn bind(config: &Config) -> Result<TcpListener, BindError> {

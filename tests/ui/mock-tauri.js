@@ -30,7 +30,7 @@ const records = Array.from({ length: 40 }, (_, i) =>
             : record(i))
 const params = new URLSearchParams(location.search)
 const status = { state: "running", http: "http://127.0.0.1:5711", https: "https://localhost:5712", lan: null, port: 5711, reason: null }
-if (params.get("state") === "failed") Object.assign(status, { state: "failed", http: null, https: null, port: null, reason: "port 5711 on 127.0.0.1 is already in use (another Protogate, or another app?); choose another with --port or \"port\" in the settings" })
+if (params.get("state") === "failed") Object.assign(status, { state: "failed", http: null, https: null, port: null, port_in_use: 5711, reason: "port 5711 on 127.0.0.1 is already in use (another Protogate, or another app?); choose another with --port or \"port\" in the settings" })
 const answers = {
     gateway_status: () => status,
     settings_get: () => structuredClone(settings),
@@ -44,7 +44,7 @@ const answers = {
     log_recent: () => records,
     autostart_get: () => false,
     tls_status: () => ({ ca_exists: true, fingerprint: "D4:49:28:AC:44:31:FB:90:9A:3E:7C:36", trusted_in: ["Chromium (NSS)"] }),
-    gateway_use_free_port: () => Object.assign(status, { state: "running", http: "http://127.0.0.1:5713", port: 5713, reason: null }),
+    gateway_use_free_port: () => Object.assign(status, { state: "running", http: "http://127.0.0.1:5713", port: 5713, reason: null, port_in_use: null }),
     framer_component: () => "// ProtogateChat.tsx",
     clipboard_write: () => null,
 }

@@ -19,18 +19,16 @@ export function showStatus(next) {
     const toggle = $("#toggle-gateway")
     toggle.textContent = next.state === "running" || next.state === "starting" ? "Stop" : "Start"
     toggle.disabled = next.state === "starting"
-    showFailure(next.state === "failed" ? next.reason : null)
+    showFailure(next.state === "failed" ? next.reason : null, next.port_in_use)
     for (const button of document.querySelectorAll("[data-copy]")) button.disabled = !next.http
 }
 
-// Why it could not start, and for a port in use the fix as one button.
-function showFailure(reason) {
-    const portInUse = /already in use/.test(reason ?? "")
-    const port = /port (\d+)/.exec(reason ?? "")?.[1]
+// Why it could not start, and for a port another app holds the fix as one button.
+function showFailure(reason, portInUse = null) {
     $("#endpoint-fix").hidden = !reason
     $("#use-free-port").hidden = !portInUse
     $("#endpoint-problem").textContent = !reason ? "" : portInUse
-        ? `${port ? `Port ${port}` : "The port"} is already in use by another app. Move Protogate to the next free port; your prototypes then need the new endpoint.`
+        ? `Port ${portInUse} is already in use by another app. Move Protogate to the next free port; your prototypes then need the new endpoint.`
         : reason
 }
 

@@ -58,13 +58,12 @@ function providerCard(p) {
             el("button", { class: "link danger", onclick: () => remove(p.id) }, "Remove")))
 }
 
-// The last request's failure, in the window's terms: a missing key is fixed right here
-// (not with the command line the gateway's message names), and is old news once set.
+// What the card asks of the designer: a missing key is fixed right here (the key state
+// says so, before any request fails); otherwise the last request's failure, except the
+// "no key is set" of a request made before the key was.
 function lastError(p) {
-    if (!p.last_error) return null
-    if (/ is set for provider /.test(p.last_error)) {
-        return /^set/.test(p.key_state) ? null : "No key yet: paste one above and press Set key."
-    }
+    if (/^missing/.test(p.key_state)) return "No key yet: paste one above and press Set key."
+    if (!p.last_error || / is set for provider /.test(p.last_error)) return null
     return `Last request: ${p.last_error}`
 }
 
