@@ -22,7 +22,10 @@ for arg in "$@"; do
 done
 scripts/install-deps.sh build
 command -v wrk >/dev/null || { sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo); "${sudo_cmd[@]}" apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked --no-default-features --bin protogate --example bench_upstream --example bench_client 2>&1 | tail -1
+cargo build --release --locked --no-default-features --bin protogate --example bench_upstream --example bench_client --example bench_floor 2>&1 | tail -1
+
+# The hyper the bare proxy (and Protogate) is built with, from the lock file.
+hyper_version() { awk '/^name = "hyper"$/ {getline; gsub(/[^0-9.]/, ""); print}' Cargo.lock; }
 
 peer_args=()
 if ((peers)); then
@@ -50,4 +53,5 @@ exec python3 scripts/bench/run.py --secs "$secs" \
   --protogate target/release/protogate \
   --upstream target/release/examples/bench_upstream \
   --client target/release/examples/bench_client \
+  --floor target/release/examples/bench_floor --hyper-version "$(hyper_version)" \
   "${peer_args[@]}" "${quick[@]}"

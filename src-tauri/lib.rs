@@ -9,6 +9,8 @@
 //! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
 //! - [`chatkit`]: OpenAI's ChatKit UI served on `/api/chatkit`, threads kept per origin.
 //! - [`gateway`]: the HTTP server, its layers and routes.
+//! - `workers`: the threads connections are served on, one single-threaded runtime per
+//!   core, each with its own upstream connection pool.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
 //! - [`controller`]: start, stop and restart the gateway, watch its state, change its
 //!   settings while it runs; shared by the tray app and the command line.
@@ -29,6 +31,7 @@ pub mod request_log;
 pub mod secrets;
 pub mod tls;
 pub mod wire;
+mod workers;
 
 pub use config::Config;
 pub use error::{GatewayError, ProviderError};

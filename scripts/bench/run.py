@@ -34,6 +34,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONNECTIONS = [1, 16, 64]
 BUSY = 0.15
+FLOOR = "hyper alone"
 LITELLM_KEY = "sk-" + "0123456789abcdef" * 4  # not a secret: the benchmark's own proxy
 
 
@@ -141,9 +142,10 @@ def stream(client, url, n, headers):
 class Gateway:
     """A gateway process: how to start it, the URL and headers a client uses."""
 
-    def __init__(self, name, version, argv, url, headers=None, env=None, ready="/"):
+    def __init__(self, name, version, argv, url, headers=None, env=None, ready="/", streams=True):
         self.name, self.version, self.argv, self.url = name, version, argv, url
         self.headers, self.env, self.ready = headers or {}, env or {}, ready
+        self.streams = streams
         self.process = None
 
     def start(self, work):
@@ -182,6 +184,13 @@ def gateways(args, work, upstream):
         [args.protogate, "serve", "--no-https", "--port", str(port), "--config", settings],
         f"http://127.0.0.1:{port}", env={"PROTOGATE_SECRET_BENCH": "sk-bench-not-a-secret"}, ready="/health",
     ))
+    if args.floor:
+        # Not a peer: the least any proxy costs here (hyper alone, see the example).
+        port = free_port()
+        found.append(Gateway(
+            FLOOR, args.hyper_version, [args.floor, str(upstream), str(port)],
+            f"http://127.0.0.1:{port}", ready="/v1/chat/completions", streams=False,
+        ))
     if args.litellm and not args.quick:
         config = os.path.join(work, "litellm.yaml")
         with open(config, "w") as f:
@@ -220,6 +229,9 @@ def measure(target, args, pid=None):
         if before is not None:
             used = cpu_seconds(pid) - before
             row["cpu_ms_per_request"] = 1000 * used / max(1, row["c64"]["requests"])
+    if not getattr(target, "streams", True):
+        row["stream"] = {}  # it buffers whole answers: no time to first token to speak of
+        return row
     try:
         row["stream"] = stream(args.client, target.url, args.streams, target.headers)
     except subprocess.CalledProcessError as e:
@@ -254,6 +266,8 @@ def main():
     parser.add_argument("--client", required=True)
     parser.add_argument("--secs", type=int, default=10)
     parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--floor")
+    parser.add_argument("--hyper-version", default="")
     parser.add_argument("--litellm")
     parser.add_argument("--litellm-version", default="")
     parser.add_argument("--portkey")
@@ -334,6 +348,13 @@ def markdown(report):
         "requests. Rerun with `scripts/bench.sh`; raw numbers in `bench/results/`.",
         "",
     ]
+    if FLOOR in names:
+        lines += [
+            f"The {FLOOR} (`examples/bench_floor.rs`) is not a peer: it is hyper's server and client with "
+            "nothing in between (no routing, checks, JSON or log), one thread per core, to show what the "
+            "second hop itself costs on this machine. Everything Protogate adds over it is its own work.",
+            "",
+        ]
     lines += [f"> {n}" for n in report["notes"]]
     if report["notes"]:
         lines.append("")
@@ -376,7 +397,7 @@ def markdown(report):
         lines += ["", "Errors during the runs: " + "; ".join(failed) + "."]
     lines += ["", "![Latency and throughput per gateway](benchmarks.svg)", ""]
     if "Protogate" in r:
-        lines += targets(r["Protogate"], d, {n: r[n] for n in names if n != "Protogate"})
+        lines += targets(r["Protogate"], d, {n: r[n] for n in names if n not in ("Protogate", FLOOR)})
     return "\n".join(lines)
 
 
@@ -416,7 +437,7 @@ def svg(report):
     r = report["results"]
     names = [n for n in r if n != "direct"]
     d = r["direct"]
-    colors = {"Protogate": "#4f46e5", "LiteLLM proxy": "#d97706", "Portkey gateway": "#059669"}
+    colors = {"Protogate": "#4f46e5", FLOOR: "#9ca3af", "LiteLLM proxy": "#d97706", "Portkey gateway": "#059669"}
     half, label_w, value_w, pad = 470, 118, 84, 16
     bar_w = half - 2 * pad - label_w - value_w
     height = 96 + 58 * len(names)

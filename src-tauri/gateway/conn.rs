@@ -24,25 +24,49 @@ pub struct DeadlineListener {
     pub deadline: Duration,
 }
 
-impl Listener for DeadlineListener {
-    type Io = DeadlineStream;
-    type Addr = std::net::SocketAddr;
+impl DeadlineListener {
+    /// The next connection, not yet tied to a runtime: it is served on a worker thread
+    /// (see `crate::workers`), whose own reactor must watch the socket.
+    pub async fn accept(&mut self) -> Accepted {
+        loop {
+            let (tcp, _addr) = Listener::accept(&mut self.inner).await;
+            // Small SSE writes must leave at once, not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+            match tcp.into_std() {
+                Ok(tcp) => {
+                    return Accepted {
+                        tcp,
+                        deadline: self.deadline,
+                        stalled: ClientStall::default(),
+                    }
+                }
+                Err(e) => tracing::debug!("an accepted connection was lost: {e}"),
+            }
+        }
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = Listener::accept(&mut self.inner).await;
-        // Small SSE writes must leave at once, not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-        let io = DeadlineStream {
-            tcp,
-            deadline: self.deadline,
-            timer: None,
-            stalled: ClientStall::default(),
-        };
-        (io, addr)
+/// A connection accepted on the listener's thread, to be served on another.
+pub struct Accepted {
+    tcp: std::net::TcpStream,
+    deadline: Duration,
+    stalled: ClientStall,
+}
+
+impl Accepted {
+    /// The flag the request log reads for this connection.
+    pub fn stall(&self) -> ClientStall {
+        self.stalled.clone()
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    /// The stream, watched by the reactor of the runtime this is called on.
+    pub fn into_stream(self) -> io::Result<DeadlineStream> {
+        Ok(DeadlineStream {
+            tcp: TcpStream::from_std(self.tcp)?,
+            deadline: self.deadline,
+            timer: None,
+            stalled: self.stalled,
+        })
     }
 }
 
@@ -67,11 +91,6 @@ pub struct DeadlineStream {
 }
 
 impl DeadlineStream {
-    /// The flag the request log reads for this connection.
-    pub fn stall(&self) -> ClientStall {
-        self.stalled.clone()
-    }
-
     /// Runs one write attempt: a success disarms the timer, a wait arms it, and a wait
     /// past the deadline becomes an error.
     fn guard<T>(

@@ -12,7 +12,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -106,8 +105,8 @@ async fn serve_with(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            (io, _addr) = listener.accept() => {
-                let stall = io.stall();
+            accepted = listener.accept() => {
+                let stall = accepted.stall();
                 let live = live.clone();
                 let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                     let mut request = request.map(Body::new);
@@ -116,7 +115,11 @@ async fn serve_with(
                     async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
                 });
                 let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-                connections.spawn(async move {
+                connections.spawn_on(async move {
+                    let io = match accepted.into_stream() {
+                        Ok(io) => io,
+                        Err(e) => return tracing::debug!("an accepted connection was lost: {e}"),
+                    };
                     let Some(tls) = tls else {
                         let connection = builder.serve_connection(TokioIo::new(io), service);
                         let _ = watcher.watch(connection.into_owned()).await;
@@ -130,7 +133,7 @@ async fn serve_with(
                         Ok(Err(e)) => tracing::debug!("TLS handshake refused: {e}"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                });
+                }, crate::workers::next());
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,

@@ -1,8 +1,10 @@
 //! Anthropic's Messages API (`x-api-key`, `anthropic-version`), streaming and not.
 //! `base_url` is the API root, e.g. `https://api.anthropic.com`.
 
+use reqwest::header::HeaderValue;
 use serde_json::Value;
 
+use super::client::UpstreamResponse;
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion, NativeBody};
@@ -48,19 +50,15 @@ impl AnthropicProvider {
         &self.config.id
     }
 
-    async fn request(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+    async fn request(&self, body: &Value) -> Result<UpstreamResponse, ProviderError> {
         let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
-        let mut request = self
-            .upstream
-            .http
-            .post(self.url.clone())
-            .headers(self.config.headers.clone())
-            .header("anthropic-version", API_VERSION)
-            .json(body);
+        let mut request = http::json_post(&self.config.headers, body);
+        let headers = request.headers_mut();
+        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
         if let Some(key) = key {
-            request = request.header("x-api-key", http::sensitive(self.id(), &key)?);
+            headers.insert("x-api-key", http::sensitive(self.id(), &key)?);
         }
-        http::send(&self.upstream, request, self.id(), &FLAVOR).await
+        http::send(&self.upstream, &self.url, request, self.id(), &FLAVOR).await
     }
 
     /// The client's own body when it is Anthropic's (taken, not copied), else a new one.

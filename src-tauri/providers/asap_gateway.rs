@@ -7,9 +7,11 @@
 //! `delta.text`).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{self, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::asap::AsapSigner;
+use super::client::UpstreamResponse;
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion};
@@ -95,7 +97,7 @@ impl AsapGatewayProvider {
         &self,
         chat: &ChatRequest,
         stream: bool,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let url = self.url(&chat.model, stream)?;
         let body = wire::request_body(chat, Dialect::Bedrock).map_err(|message| {
             ProviderError::Untranslatable {
@@ -114,22 +116,18 @@ impl AsapGatewayProvider {
         // The seed's gateway takes the scheme in lower case.
         let bearer = SecretString::from(format!("bearer {}", token.expose_secret()));
         let authorization = http::sensitive(self.id(), &bearer)?;
-        let request = self
-            .upstream
-            .http
-            .post(url)
-            .headers(self.config.headers.clone())
-            .header(
-                "accept",
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
-            .header("authorization", authorization)
-            .json(&body);
-        let result = http::send(&self.upstream, request, self.id(), &FLAVOR).await;
+        let mut request = http::json_post(&self.config.headers, &body);
+        let headers = request.headers_mut();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        headers.insert(header::AUTHORIZATION, authorization);
+        let result = http::send(&self.upstream, &url, request, self.id(), &FLAVOR).await;
         if let Err(ProviderError::KeyRejected { .. }) = result {
             self.signer.forget();
         }

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
+use axum::http::{Method, Request};
+use bytes::Bytes;
 use eventsource_stream::{Event, Eventsource};
 use futures_util::StreamExt;
-use reqwest::header::{self, HeaderValue};
-use reqwest::{RequestBuilder, Response};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::client::{SendError, UpstreamResponse as Response};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatEvent, Frame};
 use crate::config::{KeyUse, ProviderConfig};
@@ -73,30 +76,52 @@ pub fn sensitive(provider: &str, secret: &SecretString) -> Result<HeaderValue, P
     Ok(value)
 }
 
-/// Sends `request`, waiting at most the first-byte timeout for the response head. A
-/// non-2xx answer becomes an error carrying the upstream's own message; a refused
-/// credential is forgotten so a replacement is read on the next request.
+/// A JSON `POST` with the provider's configured headers; the caller adds its credential.
+pub fn json_post(headers: &HeaderMap, body: &Value) -> Request<Bytes> {
+    let mut request = Request::new(Bytes::from(
+        serde_json::to_vec(body).expect("a JSON value serializes"),
+    ));
+    *request.method_mut() = Method::POST;
+    let mut all = headers.clone();
+    all.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    *request.headers_mut() = all;
+    request
+}
+
+/// Sends `request` to `url`, waiting at most the first-byte timeout for the response
+/// head. A non-2xx answer becomes an error carrying the upstream's own message; a
+/// refused credential is forgotten so a replacement is read on the next request.
 pub async fn send(
     upstream: &Upstream,
-    request: RequestBuilder,
+    url: &Url,
+    request: Request<Bytes>,
     provider: &str,
     flavor: &Flavor,
 ) -> Result<Response, ProviderError> {
     let first_byte = upstream.limits.first_byte_timeout;
-    let response = match tokio::time::timeout(first_byte, request.send()).await {
+    let response = match tokio::time::timeout(first_byte, upstream.clients.send(url, request)).await
+    {
         Err(_) => {
             return Err(ProviderError::FirstByteTimeout {
                 provider: provider.into(),
                 after: first_byte,
             })
         }
-        Ok(Err(e)) if e.is_timeout() => {
+        Ok(Err(SendError::ConnectTimeout)) => {
             return Err(ProviderError::FirstByteTimeout {
                 provider: provider.into(),
                 after: upstream.limits.connect_timeout,
             })
         }
-        Ok(Err(e)) => return Err(connect_error(provider, &e)),
+        Ok(Err(SendError::Connect(message))) => {
+            return Err(ProviderError::Connect {
+                provider: provider.into(),
+                message,
+            })
+        }
         Ok(Ok(response)) => response,
     };
     let status = response.status();
@@ -153,7 +178,7 @@ pub async fn send(
 
 async fn read_limited(response: Response, deadline: Duration) -> Vec<u8> {
     let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
+    let mut chunks = response.into_body().into_data_stream();
     let read = async {
         while let Some(Ok(chunk)) = chunks.next().await {
             body.extend_from_slice(&chunk);
@@ -175,7 +200,8 @@ pub async fn read_body<T>(
     decode: impl FnOnce(bytes::Bytes) -> Result<T, DecodeError>,
 ) -> Result<T, ProviderError> {
     let deadline = upstream.limits.idle_timeout;
-    let body = match tokio::time::timeout(deadline, response.bytes()).await {
+    let body = response.into_body();
+    let body = match tokio::time::timeout(deadline, axum::body::to_bytes(body, usize::MAX)).await {
         Err(_) => {
             return Err(ProviderError::IdleTimeout {
                 provider: provider.into(),
@@ -197,25 +223,6 @@ pub async fn read_body<T>(
     })
 }
 
-/// Names the deepest cause ("Connection refused"), which is what a person can act on.
-fn connect_error(provider: &str, e: &reqwest::Error) -> ProviderError {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    let host = e
-        .url()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
-        })
-        .unwrap_or_default();
-    ProviderError::Connect {
-        provider: provider.into(),
-        message: format!("{cause} ({host})"),
-    }
-}
-
 /// The frames of a streamed body, decoded event by event with `decode`. An event not
 /// completed within the idle timeout, a broken connection, or an end without the
 /// upstream's end marker is an error, never a silent clean end. With `finish_ends`, a
@@ -229,7 +236,7 @@ pub fn frames(
 ) -> FrameStream {
     let idle = upstream.limits.idle_timeout;
     let provider = provider.to_string();
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = response.into_body().into_data_stream().eventsource();
     Box::pin(async_stream::stream! {
         let mut finished = false;
         loop {

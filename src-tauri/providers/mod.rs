@@ -7,6 +7,7 @@
 mod anthropic;
 mod asap;
 mod asap_gateway;
+mod client;
 mod demo;
 mod http;
 mod openai;
@@ -29,28 +30,18 @@ pub use openai::OpenAiProvider;
 
 pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProviderError>> + Send>>;
 
-/// What every upstream call needs: one pooled HTTP client, the secrets, the timeouts.
+/// What every upstream call needs: the HTTP clients, the secrets, the timeouts.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    pub http: reqwest::Client,
+    clients: Arc<client::Clients>,
     pub secrets: SecretStore,
     pub limits: Limits,
 }
 
 impl Upstream {
     pub fn new(limits: Limits, secrets: SecretStore) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(limits.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            // A redirect would re-send the key and the body to a host the settings never
-            // named (reqwest strips only `Authorization`): it is reported, not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("protogate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client builds with static settings");
         Upstream {
-            http,
+            clients: Arc::new(client::Clients::new(limits.connect_timeout)),
             secrets,
             limits,
         }

@@ -2,9 +2,11 @@
 //! DeepSeek, Ollama, LM Studio, vLLM) by base URL. The URL comes from the config only:
 //! a client never chooses where a stored key is sent.
 
-use secrecy::ExposeSecret;
+use reqwest::header;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::client::UpstreamResponse;
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion, NativeBody};
@@ -47,19 +49,16 @@ impl OpenAiProvider {
         &self.config.id
     }
 
-    async fn request(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+    async fn request(&self, body: &Value) -> Result<UpstreamResponse, ProviderError> {
         let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
-        let mut request = self
-            .upstream
-            .http
-            .post(self.url.clone())
-            .headers(self.config.headers.clone())
-            .json(body);
+        let mut request = http::json_post(&self.config.headers, body);
         if let Some(key) = key {
-            // `bearer_auth` marks the header sensitive: never logged by the HTTP stack.
-            request = request.bearer_auth(key.expose_secret());
+            let bearer = SecretString::from(format!("Bearer {}", key.expose_secret()));
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, http::sensitive(self.id(), &bearer)?);
         }
-        http::send(&self.upstream, request, self.id(), &FLAVOR).await
+        http::send(&self.upstream, &self.url, request, self.id(), &FLAVOR).await
     }
 
     /// The client's own body when it is OpenAI's (taken, not copied), else a new one.

@@ -160,12 +160,13 @@ impl RecordHandle {
         self.with(|r| r.bytes_out += n as u64);
     }
 
-    /// The finished record, latency measured now.
+    /// The finished record, latency measured now, taken out of the handle: nothing is
+    /// recorded after the response body is gone.
     pub fn finish(&self) -> Record {
         let latency = ms(self.start);
         self.with(|r| {
             r.latency_ms = latency;
-            r.clone()
+            std::mem::take(r)
         })
     }
 }
