@@ -101,7 +101,7 @@ pub async fn chat_stream(
     )?;
     let permit = state.stream_permit()?;
     let frames = routed.provider.stream(routed.chat).await?;
-    Ok(sse::response(frames, SeedEncoder, record, permit))
+    Ok(sse::response(frames, SeedEncoder, record, permit).await)
 }
 
 /// What differs between the OpenAI- and Anthropic-compatible routes.
@@ -216,7 +216,7 @@ async fn answer<F: ClientFormat>(
             let permit = state.stream_permit()?;
             let encoder = F::encoder(r.client_model, &r.chat, r.passthrough);
             let frames = r.provider.stream(r.chat).await?;
-            return Ok(sse::response(frames, encoder, record.clone(), permit));
+            return Ok(sse::response(frames, encoder, record.clone(), permit).await);
         }
         let completion = r.provider.complete(r.chat).await?;
         note_completion(&record, &completion);

@@ -25,12 +25,18 @@ pub trait Encoder: Send + 'static {
 
 /// An SSE response streaming `frames` through `encoder`. A failure mid-stream becomes
 /// an error event, never a silent clean end.
-pub fn response(
+///
+/// Returns once the first frame is in (within the upstream's idle timeout), so the
+/// response head and the first event leave in one write: the head alone tells the
+/// client nothing, and a second write costs it a wakeup before the first token.
+pub async fn response(
     mut frames: FrameStream,
     mut encoder: impl Encoder,
     record: RecordHandle,
     permit: OwnedSemaphorePermit,
 ) -> Response {
+    let first = frames.next().await;
+    let mut frames = futures_util::stream::iter(first).chain(frames);
     let body = async_stream::stream! {
         let _permit = permit;
         while let Some(item) = frames.next().await {
