@@ -115,11 +115,53 @@ pub struct ChatRequest {
     pub native: Option<NativeBody>,
 }
 
-/// A client body in a provider's wire format, model already rewritten.
+/// A client body in a provider's wire format, to pass through to a provider of that
+/// format.
 #[derive(Clone, Debug)]
 pub enum NativeBody {
-    OpenAi(serde_json::Map<String, serde_json::Value>),
-    Anthropic(serde_json::Map<String, serde_json::Value>),
+    OpenAi(Native),
+    Anthropic(Native),
+}
+
+/// A client's body: its fields, and the bytes as they came.
+#[derive(Clone, Debug)]
+pub struct Native {
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub raw: bytes::Bytes,
+}
+
+impl Native {
+    /// The body to send upstream with `model` and `stream` set: the bytes as they came
+    /// when they already say so (rebuilding costs time in proportion to the
+    /// conversation), else the fields written anew.
+    pub fn into_body(mut self, model: &str, stream: bool) -> bytes::Bytes {
+        if self.already_says(model, stream) {
+            return self.raw;
+        }
+        self.fields.insert("model".into(), model.into());
+        self.fields.insert("stream".into(), stream.into());
+        serde_json::to_vec(&self.fields)
+            .expect("a JSON map serializes")
+            .into()
+    }
+
+    fn already_says(&self, model: &str, stream: bool) -> bool {
+        use memchr::memmem;
+        let stream_matches = match self.fields.get("stream") {
+            Some(serde_json::Value::Bool(given)) => *given == stream,
+            None => !stream,
+            Some(_) => false,
+        };
+        let raw = &self.raw[..];
+        // A key given twice might be read differently upstream (the first of two, where
+        // serde keeps the last), and only a `\u` escape can spell a key's letters
+        // otherwise: so one plain `"model"`, at most one plain `"stream"`, no `\u`.
+        stream_matches
+            && self.fields.get("model").and_then(|m| m.as_str()) == Some(model)
+            && memmem::find(raw, b"\\u").is_none()
+            && memmem::find_iter(raw, b"\"model\"").count() == 1
+            && memmem::find_iter(raw, b"\"stream\"").count() <= 1
+    }
 }
 
 impl ChatRequest {
@@ -225,4 +267,53 @@ pub struct Completion {
     pub usage: Option<Usage>,
     /// The upstream's body verbatim, for a client that speaks the upstream's format.
     pub raw: Option<bytes::Bytes>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Native;
+
+    fn native(raw: &str) -> Native {
+        Native {
+            fields: serde_json::from_str(raw).unwrap(),
+            raw: bytes::Bytes::copy_from_slice(raw.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_body_that_already_says_model_and_stream_goes_as_it_came() {
+        let raw = r#"{ "messages": [{"role": "user", "content": "hi"}], "model": "m" }"#;
+        assert_eq!(native(raw).into_body("m", false), raw.as_bytes());
+        let raw = r#"{"model":"m","stream":true,"messages":[]}"#;
+        assert_eq!(native(raw).into_body("m", true), raw.as_bytes());
+    }
+
+    #[test]
+    fn a_body_is_rebuilt_when_it_must_change_or_could_be_read_two_ways() {
+        let rebuilt = |raw: &str, model: &str, stream: bool| {
+            let body = native(raw).into_body(model, stream);
+            assert_ne!(body, raw.as_bytes(), "{raw}");
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        };
+        // The client's `provider/model`, or no model at all.
+        let v = rebuilt(r#"{"model":"p/m","messages":[]}"#, "m", false);
+        assert_eq!(
+            (v["model"].as_str(), v["stream"].as_bool()),
+            (Some("m"), Some(false))
+        );
+        rebuilt(r#"{"messages":[]}"#, "m", false);
+        // A stream asked for in another way than the body says.
+        let v = rebuilt(r#"{"model":"m","messages":[]}"#, "m", true);
+        assert_eq!(v["stream"], true);
+        rebuilt(r#"{"model":"m","stream":"yes","messages":[]}"#, "m", false);
+        // Keys an upstream might read differently from serde (which keeps the last).
+        let v = rebuilt(r#"{"model":"evil","model":"m","messages":[]}"#, "m", false);
+        assert_eq!(v["model"], "m");
+        rebuilt(
+            r#"{"mod\u0065l":"evil","model":"m","messages":[]}"#,
+            "m",
+            false,
+        );
+        rebuilt(r#"{"model":"m","stream":true,"stream":false}"#, "m", false);
+    }
 }

@@ -1,11 +1,13 @@
 //! `JsonBody<T>`: reads a request body within the size limit and parses it, answering
 //! every failure in the gateway's own error shape (axum's `Json` answers in plain text).
+//! [`JsonBytes<T>`] keeps the bytes too, for a body that may go upstream as it came.
 //!
 //! The `Content-Type` is not checked: prototypes often send `text/plain` on purpose,
 //! because that keeps a cross-origin POST "simple" and skips the preflight.
 
 use axum::extract::{FromRequest, Request};
 use axum::response::Response;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::state::AppState;
@@ -13,7 +15,19 @@ use crate::error::{ErrorShape, GatewayError};
 
 pub struct JsonBody<T>(pub T);
 
+/// A parsed body and the bytes it was parsed from.
+pub struct JsonBytes<T>(pub T, pub Bytes);
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let JsonBytes(value, _) = JsonBytes::from_request(req, state).await?;
+        Ok(JsonBody(value))
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBytes<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
@@ -25,7 +39,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .await
             .map_err(|_| GatewayError::SlowBody { after }.response(shape))?
             .map_err(|_| GatewayError::TooLarge { limit }.response(shape))?;
-        parse(&bytes).map(JsonBody).map_err(|e| e.response(shape))
+        match parse(&bytes) {
+            Ok(value) => Ok(JsonBytes(value, bytes)),
+            Err(e) => Err(e.response(shape)),
+        }
     }
 }
 

@@ -1,11 +1,10 @@
 //! The checks that run before routing: `Host`, `Origin`, access token and rate limit.
 //! Each refusal is an error response with a plain-words reason for the request log.
-//! CORS headers themselves come from tower-http's `CorsLayer` (see [`super::router`]),
-//! which answers but never refuses; refusing is done here.
+//! CORS headers themselves come from tower-http's `CorsLayer` (see `front.rs`), which
+//! answers but never refuses; refusing is done here.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use secrecy::ExposeSecret;
 
@@ -13,32 +12,9 @@ use super::state::AppState;
 use crate::error::{ErrorShape, GatewayError};
 use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 
-/// Outside CORS: `Host`, then `Origin`. A refusal here carries no CORS headers, so a
-/// refused page cannot even read why (the request log says it).
-pub async fn gatekeep(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(error) = host_refusal(&state, &req).or_else(|| origin_refusal(&state, &req)) {
-        return refuse(&req, error);
-    }
-    next.run(req).await
-}
-
-/// Inside CORS: the access token, then the rate limit. Their refusals carry CORS
-/// headers, so the allowed page can show them.
-pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // Only the head crosses the await: a request's body is not `Sync`.
-    let refusal = token_refusal(&state, req.method(), req.headers()).await;
-    if let Some(error) = refusal {
-        return refuse(&req, error);
-    }
-    if let Some(error) = limit_refusal(&state, &req) {
-        return refuse(&req, error);
-    }
-    next.run(req).await
-}
-
 /// A `Host` that is not ours, including an empty or missing one: a DNS-rebinding page
 /// reaches us under its own name (compare Ollama CVE-2024-28224).
-fn host_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+pub(super) fn host_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
     // Two of either is a request crafted for a checker and a router that read different
     // ones (RFC 9112 §3.2: a 400 for more than one Host).
     for name in [header::HOST, header::ORIGIN] {
@@ -65,7 +41,7 @@ fn host_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
 
 /// An origin outside the allowlist, preflights included, so a blocked page shows up in
 /// the log with its reason instead of failing silently in the browser.
-fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+pub(super) fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
     // curl and scripts send none.
     let origin = req.headers().get(header::ORIGIN)?;
     let origin = String::from_utf8_lossy(origin.as_bytes());
@@ -81,7 +57,7 @@ fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
 
 /// With `require_access_token`, every request but a preflight carries the token from
 /// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
-async fn token_refusal(
+pub(super) async fn token_refusal(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
@@ -137,7 +113,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Requests per origin per minute, with a burst. Preflights are answered by the CORS
 /// layer before this and do not count.
-fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+pub(super) fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
     let origin = req.headers().get(header::ORIGIN);
     let key = origin.map_or_else(String::new, |o| {
         String::from_utf8_lossy(o.as_bytes()).into_owned()
@@ -153,7 +129,7 @@ fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
     })
 }
 
-fn refuse(req: &Request, error: GatewayError) -> Response {
+pub(super) fn refuse(req: &Request, error: GatewayError) -> Response {
     error.response(ErrorShape::for_path(req.uri().path()))
 }
 

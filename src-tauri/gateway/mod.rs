@@ -4,6 +4,7 @@
 mod body;
 mod conn;
 mod encoders;
+mod front;
 mod guard;
 mod routes;
 mod server;
@@ -17,18 +18,21 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::routing::{get, post};
-use axum::{middleware, Router};
+use axum::Router;
 use tokio::net::TcpListener;
+use tower::Layer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, AllowPrivateNetwork, CorsLayer};
 
 pub(crate) use body::JsonBody;
 pub use conn::ClientStall;
+pub use front::Gateway;
+use front::{Admit, Front};
 pub use server::{serve_live, serve_live_tls, LiveRouter, DRAIN};
 pub(crate) use sse::event_stream;
 pub use state::AppState;
 
 use crate::config::Config;
-use crate::request_log::{self, REQUEST_ID_HEADER};
+use crate::request_log::REQUEST_ID_HEADER;
 
 /// Why the gateway could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -111,16 +115,10 @@ pub async fn start_https(
     Ok(Some((addr, task)))
 }
 
-/// The gateway's routes and layers, without a socket: tests can call it directly.
-///
-/// Layers, outermost first (each `.layer` call wraps what is above it):
-/// request log → gatekeep (Host, then Origin) → CORS → admit (access token, then rate
-/// limit) → routes.
-/// CORS sits inside the refusals, so a refused origin gets no `Access-Control-Allow-*`
-/// header, and outside everything else, so every 4xx/5xx an allowed origin gets
-/// (token, rate limit, body size, upstream errors) carries the CORS headers.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The gateway's routes, with the log, the checks and CORS around them (see
+/// `front.rs`), without a socket: tests can call it directly.
+pub fn router(state: AppState) -> Gateway {
+    let routes = Router::new()
         .route("/api/ai-gateway/stream", post(routes::chat_stream))
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
@@ -137,20 +135,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
         .fallback(routes::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::admit))
-        .layer(cors_layer())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::gatekeep,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.log.clone(),
-            request_log::record_requests,
-        ))
-        .with_state(state)
+        .with_state(state.clone());
+    let admitted = Admit::new(state.clone(), routes);
+    Front::new(state, cors_layer().layer(admitted))
 }
 
-/// CORS for origins that passed [`guard::gatekeep`]: the origin is echoed (with
+/// CORS for origins that passed [`Front`]'s gate: the origin is echoed (with
 /// `Vary: Origin`), never `*`, and credentials are never allowed since no cookies are
 /// involved. Private Network Access preflights are answered "yes"
 /// (<https://wicg.github.io/private-network-access/>).

@@ -8,11 +8,11 @@ use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::body::JsonBody;
+use super::body::{JsonBody, JsonBytes};
 use super::encoders::SeedEncoder;
 use super::sse;
 use super::state::AppState;
-use crate::chat::{ChatRequest, Completion, NativeBody};
+use crate::chat::{ChatRequest, Completion, Native, NativeBody};
 use crate::config::ProviderKind;
 use crate::error::{ErrorShape, GatewayError};
 use crate::providers::Provider;
@@ -110,7 +110,7 @@ trait ClientFormat {
     const SHAPE: ErrorShape;
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError>;
     /// The client's body, when some provider kind speaks the same format.
-    fn native(body: Map<String, Value>) -> Option<NativeBody>;
+    fn native(body: Native) -> Option<NativeBody>;
     fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder;
     fn completion_json(client_model: &str, completion: &Completion) -> Value;
 }
@@ -123,7 +123,7 @@ impl ClientFormat for OpenAiFormat {
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
         openai::parse_request(body)
     }
-    fn native(body: Map<String, Value>) -> Option<NativeBody> {
+    fn native(body: Native) -> Option<NativeBody> {
         Some(NativeBody::OpenAi(body))
     }
     fn encoder(client_model: String, chat: &ChatRequest, passthrough: bool) -> Self::Encoder {
@@ -142,7 +142,7 @@ impl ClientFormat for AnthropicFormat {
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
         anthropic::parse_request(body)
     }
-    fn native(body: Map<String, Value>) -> Option<NativeBody> {
+    fn native(body: Native) -> Option<NativeBody> {
         Some(NativeBody::Anthropic(body))
     }
     fn encoder(client_model: String, _: &ChatRequest, passthrough: bool) -> Self::Encoder {
@@ -163,7 +163,7 @@ impl ClientFormat for ResponsesFormat {
     fn parse(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
         responses::parse_request(body)
     }
-    fn native(_: Map<String, Value>) -> Option<NativeBody> {
+    fn native(_: Native) -> Option<NativeBody> {
         None
     }
     fn encoder(client_model: String, _: &ChatRequest, _: bool) -> Self::Encoder {
@@ -178,37 +178,33 @@ impl ClientFormat for ResponsesFormat {
 pub async fn responses_create(
     State(state): State<AppState>,
     Extension(record): Extension<RecordHandle>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    JsonBytes(fields, raw): JsonBytes<Map<String, Value>>,
 ) -> Response {
-    answer::<ResponsesFormat>(state, record, body).await
+    answer::<ResponsesFormat>(state, record, Native { fields, raw }).await
 }
 
 /// `POST /v1/chat/completions`, streaming or not.
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(record): Extension<RecordHandle>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    JsonBytes(fields, raw): JsonBytes<Map<String, Value>>,
 ) -> Response {
-    answer::<OpenAiFormat>(state, record, body).await
+    answer::<OpenAiFormat>(state, record, Native { fields, raw }).await
 }
 
 /// `POST /v1/messages`: Anthropic's Messages API, streaming or not.
 pub async fn messages(
     State(state): State<AppState>,
     Extension(record): Extension<RecordHandle>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    JsonBytes(fields, raw): JsonBytes<Map<String, Value>>,
 ) -> Response {
-    answer::<AnthropicFormat>(state, record, body).await
+    answer::<AnthropicFormat>(state, record, Native { fields, raw }).await
 }
 
 /// Answers a request in format `F`, streamed or whole, errors in `F`'s shape.
-async fn answer<F: ClientFormat>(
-    state: AppState,
-    record: RecordHandle,
-    body: Map<String, Value>,
-) -> Response {
+async fn answer<F: ClientFormat>(state: AppState, record: RecordHandle, body: Native) -> Response {
     let result = async {
-        let parsed = F::parse(&body)?;
+        let parsed = F::parse(&body.fields)?;
         let native = F::native(body);
         let model = parsed.model.as_deref();
         let r = route(&state, &record, None, model, parsed.chat, native)?;

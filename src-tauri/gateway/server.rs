@@ -4,15 +4,17 @@
 //! open (a long stream and its upstream call) is ended, not left running in the
 //! background of a long-lived app.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::Router;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -20,10 +22,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
-use super::conn::DeadlineListener;
-use super::{router, AppState};
+use super::conn::{ClientStall, DeadlineListener};
+use super::{router, AppState, Gateway};
 
 /// How long open requests may run on after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -35,13 +37,13 @@ pub struct LiveRouter(Arc<ArcSwap<Live>>);
 
 struct Live {
     state: AppState,
-    router: Router,
+    gateway: Gateway,
 }
 
 impl LiveRouter {
     pub fn new(state: AppState) -> Self {
         LiveRouter(Arc::new(ArcSwap::from_pointee(Live {
-            router: router(state.clone()),
+            gateway: router(state.clone()),
             state,
         })))
     }
@@ -49,7 +51,7 @@ impl LiveRouter {
     /// Serves `state` from the next request on.
     pub fn replace(&self, state: AppState) {
         self.0.store(Arc::new(Live {
-            router: router(state.clone()),
+            gateway: router(state.clone()),
             state,
         }));
     }
@@ -106,14 +108,7 @@ async fn serve_with(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stall = accepted.stall();
-                let live = live.clone();
-                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                    let mut request = request.map(Body::new);
-                    request.extensions_mut().insert(ConnectInfo(stall.clone()));
-                    let router = live.0.load().router.clone();
-                    async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
-                });
+                let service = PerConnection::new(live.clone(), accepted.stall());
                 let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
                 connections.spawn_on(async move {
                     let io = match accepted.into_stream() {
@@ -146,4 +141,51 @@ async fn serve_with(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// One connection's copy of the gateway, so that a request does not clone the whole
+/// service stack; replaced when the settings change under a running gateway.
+struct PerConnection {
+    live: LiveRouter,
+    stall: ClientStall,
+    current: RefCell<(Arc<Live>, Gateway)>,
+}
+
+impl PerConnection {
+    fn new(live: LiveRouter, stall: ClientStall) -> Self {
+        let now = live.0.load_full();
+        let gateway = now.gateway.for_connection(stall.clone());
+        PerConnection {
+            live,
+            stall,
+            current: RefCell::new((now, gateway)),
+        }
+    }
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<hyper::Request<Incoming>> for PerConnection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> ResponseFuture {
+        let request = request.map(Body::new);
+        let now = self.live.0.load();
+        let mut current = self.current.borrow_mut();
+        if !Arc::ptr_eq(&current.0, &now) {
+            *current = (
+                Arc::clone(&now),
+                now.gateway.for_connection(self.stall.clone()),
+            );
+        }
+        let gateway = &mut current.1;
+        // Every layer passes the routes' readiness on, and axum's router is always ready.
+        match gateway.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => gateway.call(request),
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => Box::pin(gateway.clone().oneshot(request)),
+        }
+    }
 }

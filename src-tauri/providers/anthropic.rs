@@ -1,8 +1,8 @@
 //! Anthropic's Messages API (`x-api-key`, `anthropic-version`), streaming and not.
 //! `base_url` is the API root, e.g. `https://api.anthropic.com`.
 
+use bytes::Bytes;
 use reqwest::header::HeaderValue;
-use serde_json::Value;
 
 use super::client::UpstreamResponse;
 use super::http::{self, Flavor};
@@ -50,7 +50,7 @@ impl AnthropicProvider {
         &self.config.id
     }
 
-    async fn request(&self, body: &Value) -> Result<UpstreamResponse, ProviderError> {
+    async fn request(&self, body: Bytes) -> Result<UpstreamResponse, ProviderError> {
         let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
         let mut request = http::json_post(&self.config.headers, body);
         let headers = request.headers_mut();
@@ -62,24 +62,20 @@ impl AnthropicProvider {
     }
 
     /// The client's own body when it is Anthropic's (taken, not copied), else a new one.
-    fn body(&self, request: &mut ChatRequest, stream: bool) -> Result<Value, ProviderError> {
+    fn body(&self, request: &mut ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
         match request.native.take() {
-            Some(NativeBody::Anthropic(mut body)) => {
-                body.insert("model".into(), request.model.clone().into());
-                body.insert("stream".into(), stream.into());
-                Ok(Value::Object(body))
-            }
-            _ => wire::request_body(request, Dialect::Api { stream }).map_err(|message| {
-                ProviderError::Untranslatable {
+            Some(NativeBody::Anthropic(body)) => Ok(body.into_body(&request.model, stream)),
+            _ => wire::request_body(request, Dialect::Api { stream })
+                .map(|body| http::json_bytes(&body))
+                .map_err(|message| ProviderError::Untranslatable {
                     provider: self.id().into(),
                     message,
-                }
-            }),
+                }),
         }
     }
 
     pub async fn stream(&self, mut request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        let response = self.request(&self.body(&mut request, true)?).await?;
+        let response = self.request(self.body(&mut request, true)?).await?;
         let mut decoder = EventDecoder::default();
         Ok(http::frames(
             &self.upstream,
@@ -91,7 +87,7 @@ impl AnthropicProvider {
     }
 
     pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
-        let response = self.request(&self.body(&mut request, false)?).await?;
+        let response = self.request(self.body(&mut request, false)?).await?;
         http::read_body(&self.upstream, response, self.id(), wire::decode_message).await
     }
 }

@@ -116,7 +116,7 @@ impl AsapGatewayProvider {
         // The seed's gateway takes the scheme in lower case.
         let bearer = SecretString::from(format!("bearer {}", token.expose_secret()));
         let authorization = http::sensitive(self.id(), &bearer)?;
-        let mut request = http::json_post(&self.config.headers, &body);
+        let mut request = http::json_post(&self.config.headers, http::json_bytes(&body));
         let headers = request.headers_mut();
         headers.insert(
             header::ACCEPT,

@@ -77,10 +77,9 @@ pub fn sensitive(provider: &str, secret: &SecretString) -> Result<HeaderValue, P
 }
 
 /// A JSON `POST` with the provider's configured headers; the caller adds its credential.
-pub fn json_post(headers: &HeaderMap, body: &Value) -> Request<Bytes> {
-    let mut request = Request::new(Bytes::from(
-        serde_json::to_vec(body).expect("a JSON value serializes"),
-    ));
+/// (For a body built here rather than passed through, see [`json_bytes`].)
+pub fn json_post(headers: &HeaderMap, body: Bytes) -> Request<Bytes> {
+    let mut request = Request::new(body);
     *request.method_mut() = Method::POST;
     let mut all = headers.clone();
     all.insert(
@@ -89,6 +88,13 @@ pub fn json_post(headers: &HeaderMap, body: &Value) -> Request<Bytes> {
     );
     *request.headers_mut() = all;
     request
+}
+
+/// A JSON value as a request body.
+pub fn json_bytes(body: &Value) -> Bytes {
+    serde_json::to_vec(body)
+        .expect("a JSON value serializes")
+        .into()
 }
 
 /// Sends `request` to `url`, waiting at most the first-byte timeout for the response

@@ -2,9 +2,9 @@
 //! DeepSeek, Ollama, LM Studio, vLLM) by base URL. The URL comes from the config only:
 //! a client never chooses where a stored key is sent.
 
+use bytes::Bytes;
 use reqwest::header;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
 use super::client::UpstreamResponse;
 use super::http::{self, Flavor};
@@ -49,7 +49,7 @@ impl OpenAiProvider {
         &self.config.id
     }
 
-    async fn request(&self, body: &Value) -> Result<UpstreamResponse, ProviderError> {
+    async fn request(&self, body: Bytes) -> Result<UpstreamResponse, ProviderError> {
         let key = http::credential(&self.upstream, &self.config, &FLAVOR).await?;
         let mut request = http::json_post(&self.config.headers, body);
         if let Some(key) = key {
@@ -62,19 +62,15 @@ impl OpenAiProvider {
     }
 
     /// The client's own body when it is OpenAI's (taken, not copied), else a new one.
-    fn body(request: &mut ChatRequest, stream: bool) -> Value {
+    fn body(request: &mut ChatRequest, stream: bool) -> Bytes {
         match request.native.take() {
-            Some(NativeBody::OpenAi(mut body)) => {
-                body.insert("model".into(), request.model.clone().into());
-                body.insert("stream".into(), stream.into());
-                Value::Object(body)
-            }
-            _ => wire::request_body(request, stream),
+            Some(NativeBody::OpenAi(body)) => body.into_body(&request.model, stream),
+            _ => http::json_bytes(&wire::request_body(request, stream)),
         }
     }
 
     pub async fn stream(&self, mut request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        let response = self.request(&Self::body(&mut request, true)).await?;
+        let response = self.request(Self::body(&mut request, true)).await?;
         Ok(http::frames(
             &self.upstream,
             response,
@@ -85,7 +81,7 @@ impl OpenAiProvider {
     }
 
     pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
-        let response = self.request(&Self::body(&mut request, false)).await?;
+        let response = self.request(Self::body(&mut request, false)).await?;
         http::read_body(&self.upstream, response, self.id(), wire::decode_completion).await
     }
 }

@@ -1,13 +1,13 @@
-//! The outermost middleware: opens a record for each request, lets the handler fill it,
-//! and closes it when the response body ends, or when the client goes away mid-stream.
+//! A record for each request, opened as it arrives (by the gateway's front service, see
+//! `gateway/front.rs`), filled by the handler, and closed when the response body ends or
+//! when the client goes away mid-stream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::Body as _;
@@ -19,52 +19,72 @@ use crate::gateway::ClientStall;
 
 pub const REQUEST_ID_HEADER: &str = "x-protogate-request-id";
 
-pub async fn record_requests(
-    State(log): State<RequestLog>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let record = Record {
-        id: id.clone(),
-        time: time::OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-        origin: req
-            .headers()
-            .get(header::ORIGIN)
-            .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
-        ..Record::default()
-    };
-    let handle = log.open(record);
-    handle.publish(LogEventKind::Started);
-    req.extensions_mut().insert(handle.clone());
-    let stall = req
-        .extensions()
-        .get::<ConnectInfo<ClientStall>>()
-        .map(|info| info.0.clone());
+/// A request's record from the moment it arrives: opened by [`RequestRecord::open`],
+/// completed with the response by [`RequestRecord::respond`].
+pub(crate) struct RequestRecord {
+    handle: RecordHandle,
+    log: RequestLog,
+    id: String,
+    /// The connection's flag for a client that stopped reading.
+    stall: Option<ClientStall>,
+}
 
-    let mut response = next.run(req).await;
-    handle.set_status(response.status().as_u16());
-    if let Some(ErrorNote(message)) = response.extensions().get::<ErrorNote>() {
-        handle.set_error(message.clone());
+impl RequestRecord {
+    /// Opens the record and hands it to the handlers (as an extension).
+    pub(crate) fn open(log: &RequestLog, req: &mut Request, stall: Option<ClientStall>) -> Self {
+        // 48 random bits, as 12 hex digits: unique enough for one designer's log.
+        let id = format!("{:012x}", uuid::Uuid::new_v4().as_u128() >> 80);
+        let record = Record {
+            id: id.clone(),
+            time: time::OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            origin: req
+                .headers()
+                .get(header::ORIGIN)
+                .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
+            ..Record::default()
+        };
+        let handle = log.open(record);
+        handle.publish(LogEventKind::Started);
+        req.extensions_mut().insert(handle.clone());
+        RequestRecord {
+            handle,
+            log: log.clone(),
+            id,
+            stall,
+        }
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    handle.publish(LogEventKind::Updated);
 
-    let inner = std::mem::take(response.body_mut());
-    *response.body_mut() = Body::new(CountedBody {
-        inner,
-        handle,
-        log,
-        stall,
-        complete: false,
-    });
-    response
+    /// Notes the response head, and counts its body: the record is pushed when the body
+    /// ends or is dropped.
+    pub(crate) fn respond(self, mut response: Response) -> Response {
+        let RequestRecord {
+            handle,
+            log,
+            id,
+            stall,
+        } = self;
+        handle.set_status(response.status().as_u16());
+        if let Some(ErrorNote(message)) = response.extensions().get::<ErrorNote>() {
+            handle.set_error(message.clone());
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        handle.publish(LogEventKind::Updated);
+        let inner = std::mem::take(response.body_mut());
+        *response.body_mut() = Body::new(CountedBody {
+            inner,
+            handle,
+            log,
+            stall,
+            complete: false,
+        });
+        response
+    }
 }
 
 /// The response body, counted as it goes out. Pushes the record exactly once: when the
