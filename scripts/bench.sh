@@ -22,7 +22,7 @@ for arg in "$@"; do
 done
 scripts/install-deps.sh build
 command -v wrk >/dev/null || { sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo); "${sudo_cmd[@]}" apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked --no-default-features --bin protogate --example bench_upstream --example bench_client --example bench_floor 2>&1 | tail -1
+cargo build --release --locked --no-default-features --bin protogate --example bench_upstream --example bench_client --example bench_floor --example bench_inprocess 2>&1 | tail -1
 
 # The hyper the bare proxy (and Protogate) is built with, from the lock file.
 hyper_version() { awk '/^name = "hyper"$/ {getline; gsub(/[^0-9.]/, ""); print}' Cargo.lock; }
@@ -53,5 +53,6 @@ exec python3 scripts/bench/run.py --secs "$secs" \
   --protogate target/release/protogate \
   --upstream target/release/examples/bench_upstream \
   --client target/release/examples/bench_client \
+  --inprocess target/release/examples/bench_inprocess \
   --floor target/release/examples/bench_floor --hyper-version "$(hyper_version)" \
   "${peer_args[@]}" "${quick[@]}"

@@ -124,10 +124,15 @@ impl RecordHandle {
             r.ttft_ms.get_or_insert_with(|| ms(start));
             let room = max.saturating_sub(r.answer_chars);
             if room > 0 {
-                let answer = r.answer.get_or_insert_with(String::new);
-                let before = answer.len();
-                answer.extend(text.chars().take(room));
-                r.answer_chars += answer[before..].chars().count();
+                // The part that fits, as one slice: at most `room` characters.
+                let (end, chars) = match text.char_indices().nth(room) {
+                    Some((end, _)) => (end, room),
+                    None => (text.len(), text.chars().count()),
+                };
+                r.answer
+                    .get_or_insert_with(String::new)
+                    .push_str(&text[..end]);
+                r.answer_chars += chars;
             }
             first
         });
