@@ -1,6 +1,6 @@
 //! Protogate's own work per request, without sockets: the gateway service called in a
-//! loop on one thread, so the number is steady where `scripts/bench.sh` (client, mock
-//! and gateway sharing two cores) moves by ±20 % from run to run. Two requests:
+//! loop on one thread, free of the client's and the mock's share of the two cores that
+//! `scripts/bench.sh` measures on. Two requests:
 //!
 //! - `GET /v1/models`: the request log, the Host/Origin checks, CORS, the rate limit
 //!   and routing, around a small JSON answer;

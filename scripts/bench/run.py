@@ -410,8 +410,8 @@ def markdown(report):
             "## Protogate's own work, without sockets",
             "",
             "`examples/bench_inprocess.rs` calls the gateway service in a loop on one thread (no client, "
-            "no upstream, no kernel): steady from run to run where the table above moves by ±20 %. The "
-            "demo request is everything a forwarded request costs but the upstream call.",
+            "no upstream, no kernel): Protogate's own work, free of the client's and the mock's share. "
+            "The demo request is everything a forwarded request costs but the upstream call.",
             "",
             "| request | CPU per request |",
             "| --- | --- |",
