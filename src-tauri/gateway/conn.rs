@@ -70,8 +70,9 @@ impl Accepted {
     }
 }
 
-/// Set when a connection was closed because its client stopped reading; handed to each
-/// request as `ConnectInfo` (see `server.rs`) so the request log can say so.
+/// Set when a connection was closed because its client stopped reading; the connection's
+/// copy of the gateway hands it to each request's record (see `server.rs` and
+/// `front.rs`), so the request log can say so.
 #[derive(Clone, Debug, Default)]
 pub struct ClientStall(Arc<AtomicBool>);
 

@@ -140,7 +140,7 @@ pub fn router(state: AppState) -> Gateway {
     Front::new(state, cors_layer().layer(admitted))
 }
 
-/// CORS for origins that passed [`Front`]'s gate: the origin is echoed (with
+/// CORS for origins that passed the front service's gate (`front.rs`): the origin is echoed (with
 /// `Vary: Origin`), never `*`, and credentials are never allowed since no cookies are
 /// involved. Private Network Access preflights are answered "yes"
 /// (<https://wicg.github.io/private-network-access/>).
