@@ -1,18 +1,21 @@
 //! The least a forwarding proxy costs on this machine, for `scripts/bench.sh`: hyper's
 //! server and hyper's client and nothing else, one single-threaded runtime per core, each
 //! with its own keep-alive connections to the upstream. No routing, no checks, no JSON,
-//! no log: the body is passed through as bytes. What Protogate adds over this floor is
-//! what its own work costs; the floor over direct is the second TCP hop itself.
+//! no log: bodies are passed through as bytes, a streamed answer chunk by chunk as it
+//! arrives (so its time to first token is the floor's too). What Protogate adds over this
+//! floor is what its own work costs; the floor over direct is the second TCP hop itself.
 //!
 //! Usage: bench_floor <upstream-port> [port]   (prints the port it listens on)
 
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -33,10 +36,44 @@ async fn upstream_connection(upstream: SocketAddr) -> SendRequest<Full<Bytes>> {
     sender
 }
 
+/// The upstream's answer as it arrives; its connection goes back to this thread's pool
+/// once the answer has been read to the end.
+struct Passed {
+    incoming: Incoming,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Body for Passed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.incoming).poll_frame(cx);
+        // hyper's server stops polling once the length says the body is done.
+        if polled.is_ready() && self.incoming.is_end_stream() {
+            if let Some(sender) = self.sender.take() {
+                POOL.with(|p| p.borrow_mut().push(sender));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
 async fn forward(
     request: Request<Incoming>,
     upstream: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Passed>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     let mut sender = match POOL.with(|p| p.borrow_mut().pop()) {
@@ -52,10 +89,10 @@ async fn forward(
         out.headers_mut().insert("content-type", ct.clone());
     }
     let response = sender.send_request(out).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    POOL.with(|p| p.borrow_mut().push(sender));
-    Ok(Response::from_parts(parts, Full::new(body)))
+    Ok(response.map(|incoming| Passed {
+        incoming,
+        sender: Some(sender),
+    }))
 }
 
 fn main() {

@@ -314,6 +314,41 @@ async fn errors_inside_and_between_chunks_become_error_events() {
 }
 
 #[tokio::test]
+async fn the_idle_timeout_counts_from_the_last_event_not_the_start() {
+    let mock = MockOpenAi::start().await;
+    let gw = spawn_with_openai(
+        "steady",
+        &mock.base_url,
+        json!({"limits": {"idle_timeout_ms": 300}}),
+    )
+    .await;
+    // Eight events 100 ms apart: 0.8 s in all, never 300 ms without one.
+    let body = post_json(
+        &gw.url("/api/ai-gateway/stream"),
+        None,
+        json!({"message": "hi", "model": "steady"}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let data = sse_data(&body);
+    let text: String = data[..data.len() - 1]
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, "tick ".repeat(8), "{body}");
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let record = gw.record_for("/api/ai-gateway/stream", "POST").await;
+    assert_eq!(record.error, None);
+}
+
+#[tokio::test]
 async fn upstream_failures_before_the_stream_get_fitting_statuses() {
     let mock = MockOpenAi::start().await;
     let gw = spawn_with_openai(

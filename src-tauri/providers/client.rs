@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, Response};
 use bytes::Bytes;
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -244,8 +244,9 @@ impl Clients {
 }
 
 /// A local server's response body. Its connection goes back to the pool once the body
-/// has been read to the end, or once hyper has read the rest when it is dropped early (a
-/// stream stops reading at its end marker); a body dropped half-way closes it.
+/// has been read to the end (its last byte, when it has a length), or once hyper has
+/// read the rest when it is dropped early (a stream stops reading at its end marker); a
+/// body dropped half-way closes it.
 struct PooledBody {
     incoming: hyper::body::Incoming,
     sender: Option<Sender>,
@@ -262,12 +263,10 @@ impl http_body::Body for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = std::pin::Pin::new(&mut this.incoming).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            if let (Some(sender), Some((clients, worker, key))) =
-                (this.sender.take(), this.home.take())
-            {
-                clients.checkin(worker, key, sender);
-            }
+        // A body with a length is done with its last byte: a reader that knows the
+        // length (hyper's server does) will not poll again to hear so.
+        if polled.is_ready() && this.incoming.is_end_stream() {
+            this.check_in();
         }
         polled
     }
@@ -281,8 +280,20 @@ impl http_body::Body for PooledBody {
     }
 }
 
+impl PooledBody {
+    fn check_in(&mut self) {
+        if let (Some(sender), Some((clients, worker, key))) = (self.sender.take(), self.home.take())
+        {
+            clients.checkin(worker, key, sender);
+        }
+    }
+}
+
 impl Drop for PooledBody {
     fn drop(&mut self) {
+        if self.incoming.is_end_stream() {
+            return self.check_in();
+        }
         let (Some(mut sender), Some((clients, worker, key))) =
             (self.sender.take(), self.home.take())
         else {

@@ -245,19 +245,31 @@ pub fn frames(
     let mut events = response.into_body().into_data_stream().eventsource();
     Box::pin(async_stream::stream! {
         let mut finished = false;
+        // One timer for the whole stream, moved on at each event: pushing a registered
+        // timer later is an atomic store, where a new timer per event is a trip through
+        // the runtime's timer wheel and, with no other timer pending, a write to wake
+        // the runtime (twenty syscalls for a twenty-chunk answer).
+        let deadline = tokio::time::sleep(idle);
+        tokio::pin!(deadline);
         loop {
-            let event = match tokio::time::timeout(idle, events.next()).await {
-                Err(_) => {
+            deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+            let next = tokio::select! {
+                biased;
+                next = events.next() => Some(next),
+                () = &mut deadline => None,
+            };
+            let event = match next {
+                None => {
                     yield Err(ProviderError::IdleTimeout { provider, after: idle });
                     return;
                 }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
+                Some(None) => break,
+                Some(Some(Err(e))) => {
                     tracing::debug!(provider = %provider, error = %e, "upstream stream broke");
                     yield Err(ProviderError::Cut { provider });
                     return;
                 }
-                Ok(Some(Ok(event))) => event,
+                Some(Some(Ok(event))) => event,
             };
             match decode(event) {
                 Ok(frame) => {

@@ -221,6 +221,17 @@ async fn completions(
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "thinking"}), None)));
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
+            "steady" => {
+                // Longer in all than a short idle timeout, never quiet for long.
+                for _ in 0..8 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    yield Ok(Bytes::from(chunk(&m, json!({"content": "tick "}), None)));
+                }
+                yield Ok(Bytes::from(chunk(&m, json!({}), Some("stop"))));
+                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                guard.finished = true;
+                return;
+            }
             "endless" => loop {
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "more "}), None)));
                 tokio::time::sleep(Duration::from_millis(20)).await;
