@@ -52,8 +52,10 @@ impl Body for Passed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.incoming).poll_frame(cx);
-        // hyper's server stops polling once the length says the body is done.
-        if polled.is_ready() && self.incoming.is_end_stream() {
+        // The end of a chunked body, or the last byte of one with a length (after which
+        // hyper's server polls no more).
+        if matches!(polled, Poll::Ready(None)) || polled.is_ready() && self.incoming.is_end_stream()
+        {
             if let Some(sender) = self.sender.take() {
                 POOL.with(|p| p.borrow_mut().push(sender));
             }

@@ -265,7 +265,8 @@ impl http_body::Body for PooledBody {
         let polled = std::pin::Pin::new(&mut this.incoming).poll_frame(cx);
         // A body with a length is done with its last byte: a reader that knows the
         // length (hyper's server does) will not poll again to hear so.
-        if polled.is_ready() && this.incoming.is_end_stream() {
+        if matches!(polled, Poll::Ready(None)) || polled.is_ready() && this.incoming.is_end_stream()
+        {
             this.check_in();
         }
         polled
