@@ -332,18 +332,8 @@ async fn the_idle_timeout_counts_from_the_last_event_not_the_start() {
     .text()
     .await
     .unwrap();
-    let data = sse_data(&body);
-    let text: String = data[..data.len() - 1]
-        .iter()
-        .map(|d| {
-            serde_json::from_str::<Value>(d).unwrap()["text"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(text, "tick ".repeat(8), "{body}");
-    assert_eq!(data.last().unwrap(), "[DONE]");
+    assert_eq!(seed_text(&body), "tick ".repeat(8), "{body}");
+    assert_eq!(sse_data(&body).last().unwrap(), "[DONE]");
     let record = gw.record_for("/api/ai-gateway/stream", "POST").await;
     assert_eq!(record.error, None);
 }

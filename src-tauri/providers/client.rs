@@ -170,8 +170,12 @@ impl Clients {
                     let (parts, incoming) = response.into_parts();
                     let body = PooledBody {
                         incoming,
-                        sender: Some(sender),
-                        home: Some((Arc::clone(self), worker, key)),
+                        home: Some(Home {
+                            sender,
+                            clients: Arc::clone(self),
+                            worker,
+                            key,
+                        }),
                     };
                     return Ok(Response::from_parts(parts, Body::new(body)));
                 }
@@ -249,8 +253,22 @@ impl Clients {
 /// body dropped half-way closes it.
 struct PooledBody {
     incoming: hyper::body::Incoming,
-    sender: Option<Sender>,
-    home: Option<(Arc<Clients>, usize, String)>,
+    /// Until the connection has gone back.
+    home: Option<Home>,
+}
+
+/// A connection and the pool it goes back to.
+struct Home {
+    sender: Sender,
+    clients: Arc<Clients>,
+    worker: usize,
+    key: String,
+}
+
+impl Home {
+    fn check_in(self) {
+        self.clients.checkin(self.worker, self.key, self.sender);
+    }
 }
 
 impl http_body::Body for PooledBody {
@@ -267,7 +285,9 @@ impl http_body::Body for PooledBody {
         // length (hyper's server does) will not poll again to hear so.
         if matches!(polled, Poll::Ready(None)) || polled.is_ready() && this.incoming.is_end_stream()
         {
-            this.check_in();
+            if let Some(home) = this.home.take() {
+                home.check_in();
+            }
         }
         polled
     }
@@ -281,31 +301,20 @@ impl http_body::Body for PooledBody {
     }
 }
 
-impl PooledBody {
-    fn check_in(&mut self) {
-        if let (Some(sender), Some((clients, worker, key))) = (self.sender.take(), self.home.take())
-        {
-            clients.checkin(worker, key, sender);
-        }
-    }
-}
-
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        if self.incoming.is_end_stream() {
-            return self.check_in();
-        }
-        let (Some(mut sender), Some((clients, worker, key))) =
-            (self.sender.take(), self.home.take())
-        else {
+        let Some(mut home) = self.home.take() else {
             return;
         };
+        if self.incoming.is_end_stream() {
+            return home.check_in();
+        }
         // Ready again once the response has been read to its end; an error once hyper
         // closes a connection whose answer nobody reads any more.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if sender.ready().await.is_ok() {
-                    clients.checkin(worker, key, sender);
+                if home.sender.ready().await.is_ok() {
+                    home.check_in();
                 }
             });
         }
