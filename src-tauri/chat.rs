@@ -146,7 +146,12 @@ impl Native {
     }
 
     fn already_says(&self, model: &str, stream: bool) -> bool {
-        use memchr::memmem;
+        use memchr::memmem::Finder;
+        use std::sync::LazyLock;
+        // Built once: building a finder costs more than searching a short body with it.
+        static ESCAPE: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\\u"));
+        static MODEL: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\"model\""));
+        static STREAM: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\"stream\""));
         let stream_matches = match self.fields.get("stream") {
             Some(serde_json::Value::Bool(given)) => *given == stream,
             None => !stream,
@@ -158,9 +163,9 @@ impl Native {
         // otherwise: so one plain `"model"`, at most one plain `"stream"`, no `\u`.
         stream_matches
             && self.fields.get("model").and_then(|m| m.as_str()) == Some(model)
-            && memmem::find(raw, b"\\u").is_none()
-            && memmem::find_iter(raw, b"\"model\"").count() == 1
-            && memmem::find_iter(raw, b"\"stream\"").count() <= 1
+            && ESCAPE.find(raw).is_none()
+            && MODEL.find_iter(raw).count() == 1
+            && STREAM.find_iter(raw).count() <= 1
     }
 }
 

@@ -62,7 +62,7 @@ pub fn answer(turn: Turn) -> Response {
         {
             Ok((provider, model)) => {
                 let chat = chat_request(&thread, model);
-                record.set_request(provider.id(), &chat.model, &chat.prompt());
+                record.set_request(provider.id(), &chat.model, chat.prompt());
                 (provider, chat)
             }
             Err(why) => {

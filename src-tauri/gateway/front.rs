@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
 use tower::{Service, ServiceExt};
@@ -30,6 +30,10 @@ use crate::request_log::RequestRecord;
 
 /// The whole gateway as one service: front, CORS, admit, routes.
 pub type Gateway = Front<Cors<Admit<Router>>>;
+
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
@@ -86,7 +90,12 @@ where
             return Box::pin(std::future::ready(Ok(response)));
         }
         let answer = self.inner.call(req);
-        Box::pin(async move { Ok(record.respond(answer.await?)) })
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // What CORS answers depends on these request headers (see `cors_layer`).
+            response.headers_mut().append(header::VARY, CORS_VARY);
+            Ok(record.respond(response))
+        })
     }
 }
 

@@ -55,7 +55,7 @@ fn route<'a>(
         .route(provider, model)
         .map_err(GatewayError::bad_request)?;
     chat.model = model;
-    record.set_request(provider.id(), &chat.model, &chat.prompt());
+    record.set_request(provider.id(), &chat.model, chat.prompt());
     let passthrough = matches!(
         (&native, provider.kind()),
         (Some(NativeBody::OpenAi(_)), ProviderKind::OpenAi)

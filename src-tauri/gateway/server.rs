@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::response::Response;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -96,12 +97,21 @@ async fn serve_with(
         inner: listener,
         deadline: live.state().config.limits.idle_timeout,
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that trickles its request head (slowloris) is cut after the idle timeout.
+    let head_timeout = live.state().config.limits.idle_timeout;
+    // Plain HTTP is HTTP/1 only: browsers speak HTTP/2 only over TLS, and telling the two
+    // apart on every connection reads through a rewind buffer for its whole life
+    // (about 1 % of a forwarded request's instructions, `scripts/bench/instructions.sh`).
+    let mut plain = http1::Builder::new();
+    plain
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout);
+    // Over TLS, HTTP/2 when the browser offers it (ALPN).
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(live.state().config.limits.idle_timeout);
+        .header_read_timeout(head_timeout);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -109,15 +119,16 @@ async fn serve_with(
         tokio::select! {
             accepted = listener.accept() => {
                 let service = PerConnection::new(live.clone(), accepted.stall());
-                let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+                let (builder, plain) = (builder.clone(), plain.clone());
+                let (watcher, tls) = (graceful.watcher(), tls.clone());
                 connections.spawn_on(async move {
                     let io = match accepted.into_stream() {
                         Ok(io) => io,
                         Err(e) => return tracing::debug!("an accepted connection was lost: {e}"),
                     };
                     let Some(tls) = tls else {
-                        let connection = builder.serve_connection(TokioIo::new(io), service);
-                        let _ = watcher.watch(connection.into_owned()).await;
+                        let connection = plain.serve_connection(TokioIo::new(io), service);
+                        let _ = watcher.watch(connection).await;
                         return;
                     };
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io)).await {

@@ -27,6 +27,15 @@ const FILE_SUFFIX: &str = "jsonl";
 /// gateway's throughput in the benchmark; a buffer flushed on a timer costs nothing.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
+thread_local! {
+    /// A record's line is written here first, so the buffer is not grown anew for every
+    /// request (or written to under the file's lock).
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A line buffer grown past this by one long record is not kept.
+const LINE_KEPT: usize = 64 * 1024;
+
 /// Cheap-clone handle to the ring and the log files.
 #[derive(Clone)]
 pub struct RequestLog {
@@ -120,10 +129,16 @@ impl RequestLog {
             error = record.error.as_deref().unwrap_or(""),
         );
         if let Some(file) = &self.inner.file {
-            if let Ok(mut line) = serde_json::to_vec(&record) {
-                line.push(b'\n');
-                let _ = file.lock().expect("log file lock").write_all(&line);
-            }
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                if serde_json::to_writer(&mut *line, &record).is_ok() {
+                    line.push(b'\n');
+                    let _ = file.lock().expect("log file lock").write_all(line);
+                }
+                if line.capacity() > LINE_KEPT {
+                    *line = Vec::new();
+                }
+            });
         }
         if self.inner.live.receiver_count() > 0 {
             let _ = self.inner.live.send(LogEvent {

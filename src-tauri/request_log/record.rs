@@ -106,7 +106,7 @@ impl RecordHandle {
     }
 
     /// Notes who answers, and what was asked (truncated).
-    pub fn set_request(&self, provider: &str, model: &str, prompt: &str) {
+    pub fn set_request(&self, provider: &str, model: &str, prompt: String) {
         let prompt = truncate(prompt, self.max_text_chars);
         self.with(|r| {
             r.provider = Some(provider.to_string());
@@ -180,11 +180,12 @@ fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
+fn truncate(mut text: String, max: usize) -> String {
+    if let Some((i, _)) = text.char_indices().nth(max) {
+        text.truncate(i);
+        text.push('…');
     }
+    text
 }
 
 #[cfg(test)]
@@ -194,7 +195,7 @@ mod tests {
     #[test]
     fn prompt_and_answer_are_truncated() {
         let handle = RecordHandle::new(Record::default(), 5);
-        handle.set_request("demo", "m", "abcdefgh");
+        handle.set_request("demo", "m", "abcdefgh".into());
         handle.push_answer("123");
         handle.push_answer("456789");
         let r = handle.finish();

@@ -59,10 +59,15 @@ impl SecretStatus {
 /// The environment variable that may carry `id`'s secret: `PROTOGATE_SECRET_<ID>`,
 /// upper-cased, `-` as `_`.
 pub fn env_var_name(id: &str) -> String {
-    format!(
-        "PROTOGATE_SECRET_{}",
-        id.to_ascii_uppercase().replace('-', "_")
-    )
+    // Built by hand: it is looked up on every forwarded request.
+    const PREFIX: &str = "PROTOGATE_SECRET_";
+    let mut name = String::with_capacity(PREFIX.len() + id.len());
+    name.push_str(PREFIX);
+    name.extend(id.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    name
 }
 
 /// How long a keychain answer (a key, "none", or a failure) is trusted by default: short
@@ -147,6 +152,9 @@ impl SecretStore {
 
     fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut accounts = self.inner.accounts.lock().expect("secret cache lock");
+        if let Some(slot) = accounts.get(id) {
+            return Arc::clone(slot);
+        }
         accounts.entry(id.to_string()).or_default().clone()
     }
 

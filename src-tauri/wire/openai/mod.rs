@@ -1,8 +1,11 @@
 //! OpenAI Chat Completions: client requests in, upstream chunks decoded, and chunks and
 //! completions written for clients. Format: <https://platform.openai.com/docs/api-reference/chat>.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 mod request;
@@ -145,44 +148,48 @@ pub fn error_message(error: &Value) -> String {
     }
 }
 
+/// A completion as the gateway reads it: only what the log and a translation need, the
+/// rest skipped, text borrowed from the body where it has no escapes. A pass-through
+/// answer goes to the client as its bytes, so this is read only for the request log.
 #[derive(Deserialize)]
-struct WireCompletion {
-    #[serde(default)]
-    choices: Vec<CompletionChoice>,
+struct WireCompletion<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<CompletionChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
-struct CompletionChoice {
-    #[serde(default)]
-    message: Option<CompletionMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+struct CompletionChoice<'a> {
+    #[serde(default, borrow)]
+    message: Option<CompletionMessage<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct CompletionMessage {
-    #[serde(default)]
-    content: Option<Value>,
+struct CompletionMessage<'a> {
+    /// A string, an array of parts, or null: read once its kind is known.
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
     #[serde(default)]
     tool_calls: Vec<Value>,
 }
 
 /// Reads a non-streamed completion body, keeping it verbatim for pass-through.
 pub fn decode_completion(body: Bytes) -> Result<Completion, DecodeError> {
-    let wire: WireCompletion =
-        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let malformed = |e: serde_json::Error| DecodeError::Malformed(e.to_string());
+    let wire: WireCompletion = serde_json::from_slice(&body).map_err(malformed)?;
     let choice = wire.choices.into_iter().next();
     let finish = choice
         .as_ref()
         .and_then(|c| c.finish_reason.as_deref())
         .map(FinishReason::from_openai);
     let message = choice.and_then(|c| c.message);
-    let text = message
-        .as_ref()
-        .and_then(|m| content_text(m.content.as_ref()))
-        .unwrap_or_default();
+    let text = match message.as_ref().and_then(|m| m.content) {
+        Some(content) => content_text(content).map_err(malformed)?,
+        None => String::new(),
+    };
     let tool_calls = message
         .map(|m| m.tool_calls.iter().map(tool_call_of).collect())
         .unwrap_or_default();
@@ -209,18 +216,17 @@ fn tool_call_of(call: &Value) -> ToolCall {
 }
 
 /// Text of a message's `content`: a string, or the text parts of an array.
-fn content_text(content: Option<&Value>) -> Option<String> {
-    match content {
-        None | Some(Value::Null) => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(parts)) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-        ),
-        Some(_) => None,
-    }
+fn content_text(content: &RawValue) -> serde_json::Result<String> {
+    let raw = content.get();
+    Ok(match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Cow<str>>(raw)?.into_owned(),
+        Some(b'[') => serde_json::from_str::<Vec<Value>>(raw)?
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        // null, or a kind no server sends: no text.
+        _ => String::new(),
+    })
 }
 
 /// Writes `chat.completion.chunk` events for a client, from any provider's frames.
@@ -452,6 +458,37 @@ mod tests {
         assert!(events[2].contains(r#""finish_reason":"stop""#));
         assert!(events[3].contains(r#""total_tokens":3"#));
         assert_eq!(events[4], "data: [DONE]");
+    }
+
+    #[test]
+    fn decodes_completions_as_documented() {
+        // Text with escapes, the parts form, a tool call with null content.
+        let text = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"say \"hi\"\n\u00e9"},"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+        let c = decode_completion(Bytes::from(text)).unwrap();
+        assert_eq!(c.text, "say \"hi\"\né");
+        assert_eq!(c.finish, Some(FinishReason::Length));
+        let usage = c.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (5, 2));
+        assert_eq!(c.raw.as_deref(), Some(text.as_bytes()), "kept verbatim");
+
+        let parts = r#"{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"refusal"},{"type":"text","text":"b"}]}}]}"#;
+        assert_eq!(decode_completion(Bytes::from(parts)).unwrap().text, "ab");
+
+        let tool = r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},"finish_reason":"tool_calls"}]}"#;
+        let c = decode_completion(Bytes::from(tool)).unwrap();
+        assert_eq!(c.text, "");
+        assert_eq!(c.finish, Some(FinishReason::ToolCalls));
+        assert_eq!(
+            (c.tool_calls[0].id.as_str(), c.tool_calls[0].name.as_str()),
+            ("t1", "f")
+        );
+        assert_eq!(c.tool_calls[0].arguments, r#"{"x":1}"#);
+
+        assert_eq!(decode_completion(Bytes::from("{}")).unwrap().text, "");
+        assert!(matches!(
+            decode_completion(Bytes::from(r#"{"choices":[{"message":{"content":"cut"#)),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

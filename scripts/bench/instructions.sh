@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions per forwarded request, counted by valgrind's callgrind rather than timed:
+# the count does not move with the machine (this VM has no hardware counters, and its
+# timings swing by a third from one run to the next), so it shows a change to the hot
+# path for sure. Userland only: the syscalls per request are the same as the floor's
+# (`strace -c`), so the kernel's share is not where Protogate differs.
+# By hand; not part of CI. Builds unstripped release binaries under target/symbols/,
+# forwards a few connections' requests (wrk, non-streaming) to the mock upstream through
+# the floor (hyper alone, examples/bench_floor.rs) and through Protogate, each under
+# callgrind, and divides the instructions counted by the requests served.
+#   scripts/bench/instructions.sh [--top N]   N: also list Protogate's N costliest functions
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+top=0
+[[ "${1:-}" == --top ]] && top=${2:-30}
+for tool in valgrind:valgrind wrk:wrk; do
+  command -v "${tool%%:*}" >/dev/null || apt-get install -y -qq "${tool#*:}" >/dev/null
+done
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/symbols} CARGO_PROFILE_RELEASE_STRIP=false \
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only # function names for --top
+cargo build --release --locked --no-default-features --bin protogate --example bench_upstream \
+  --example bench_floor 2>&1 | tail -1
+bin=$CARGO_TARGET_DIR/release
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin/examples/bench_upstream" 0 > "$work/upstream.port" &
+until [[ -s "$work/upstream.port" ]]; do sleep 0.1; done
+upstream=$(cat "$work/upstream.port")
+cat > "$work/settings.json" <<EOF
+{"port": 0, "https": {"enabled": false}, "default_provider": "bench",
+ "providers": [{"id": "bench", "kind": "openai", "base_url": "http://127.0.0.1:$upstream/v1", "default_model": "bench"}],
+ "limits": {"requests_per_minute": 4000000000, "burst": 4000000000},
+ "log": {"dir": "$work/logs"}}
+EOF
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# count NAME PORT COMMAND...: prints "instructions requests" for COMMAND serving on PORT.
+count() {
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.%p" "$@" > "$work/$name.log" 2>&1 &
+  local pid=$!
+  until curl -fs -o /dev/null -XPOST -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' \
+      -H 'content-type: application/json' "http://127.0.0.1:$port/v1/chat/completions"; do sleep 0.2; done
+  local url=http://127.0.0.1:$port/v1/chat/completions
+  wrk -t1 -c4 -d2s -s scripts/bench/post.lua "$url" >/dev/null # warm: pools, caches
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  local requests
+  requests=$(wrk -t1 -c4 -d5s -s scripts/bench/post.lua "$url" | awk '/requests in/ {print $1}')
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local dump
+  dump=$(ls "$work/$name".*.1)
+  mv "$dump" "$work/$name.out"
+  echo "$(callgrind_annotate "$work/$name.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}') $requests"
+}
+
+port=$(free_port)
+read -r floor_ir floor_n < <(count floor "$port" "$bin/examples/bench_floor" "$upstream" "$port")
+port=$(free_port)
+read -r pg_ir pg_n < <(PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret count protogate "$port" \
+  "$bin/protogate" serve --no-https --port "$port" --config "$work/settings.json")
+python3 - "$floor_ir" "$floor_n" "$pg_ir" "$pg_n" <<'EOF'
+import sys
+floor_ir, floor_n, pg_ir, pg_n = map(int, sys.argv[1:])
+floor, pg = floor_ir / floor_n, pg_ir / pg_n
+print(f"floor (hyper alone): {floor:8.0f} instructions per forwarded request ({floor_n} requests)")
+print(f"Protogate:           {pg:8.0f} instructions per forwarded request ({pg_n} requests)")
+print(f"Protogate / floor:   {pg / floor:8.2f}x; its own work: {pg - floor:.0f} per request")
+EOF
+if ((top)); then
+  echo "Protogate's costliest functions, inclusive, instructions per request:"
+  callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$work/protogate.out" |
+    python3 -c '
+import re, sys
+n, top, seen = int(sys.argv[1]), int(sys.argv[2]), {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d,]+) \(.*?\)\s+\S*?:(protogate::\S+)", line)
+    if m and m[2] not in seen:
+        seen[m[2]] = int(m[1].replace(",", "")) / n
+for name, ir in sorted(seen.items(), key=lambda kv: -kv[1])[:top]:
+    print(f"{ir:8.0f}  {name}")
+' "$pg_n" "$top"
+fi
