@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// The binary's allocator, so the numbers are the binary's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: protogate::allocator::Allocator = protogate::allocator::Allocator;
 
 use axum::body::Body;
 use axum::http::Request;

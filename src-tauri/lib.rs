@@ -12,6 +12,7 @@
 //! - `workers`: the threads connections are served on, one single-threaded runtime per
 //!   core, each with its own upstream connection pool.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
+//! - [`allocator`]: mimalloc as the binary's allocator.
 //! - [`controller`]: start, stop and restart the gateway, watch its state, change its
 //!   settings while it runs; shared by the tray app and the command line.
 //!
@@ -20,6 +21,7 @@
 //!
 //! The core never names Tauri; the desktop shell arrives behind the `desktop` feature.
 
+pub mod allocator;
 pub mod chat;
 pub mod chatkit;
 pub mod config;

@@ -3,11 +3,10 @@
 //! No `windows_subsystem = "windows"` here: on Windows it would cut `protogate serve` and
 //! `protogate secrets set` off from the terminal they run in (no output, no prompt).
 
-/// Small short-lived allocations (headers, JSON, records) dominate a forwarded request;
-/// mimalloc serves them from thread-local pages (measured with `scripts/bench.sh`). Its
-/// arenas are committed on demand (`.cargo/config.toml`), to keep idle memory small.
+/// mimalloc (see `allocator.rs`), its arenas committed on demand (`.cargo/config.toml`)
+/// to keep idle memory small.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: protogate::allocator::Allocator = protogate::allocator::Allocator;
 
 mod cli;
 #[cfg(feature = "desktop")]

@@ -33,8 +33,11 @@ pid=$!
 until curl -fs "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.1; done
 url=http://127.0.0.1:$port/v1/chat/completions
 wrk -t1 -c1 -d2s -s scripts/bench/post.lua "$url" >/dev/null # warm: pools, caches
-perf probe -q -x "$bin/protogate" -a mi_malloc_aligned -a mi_zalloc_aligned -a mi_realloc_aligned
-events=probe_protogate:mi_malloc_aligned,probe_protogate:mi_zalloc_aligned,probe_protogate:mi_realloc_aligned
+# Plain calls for the usual alignments, aligned ones for stricter (src-tauri/allocator.rs).
+calls=(mi_malloc mi_zalloc mi_realloc mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned)
+probes=(); for call in "${calls[@]}"; do probes+=(-a "$call"); done
+perf probe -q -x "$bin/protogate" "${probes[@]}"
+events=$(printf 'probe_protogate:%s,' "${calls[@]}"); events=${events%,}
 if ((callers)); then
   perf record -q -e "$events" --call-graph dwarf,8192 -p "$pid" -o "$work/perf.data" 2>/dev/null &
 else

@@ -7,19 +7,28 @@
 # By hand; not part of CI. Builds unstripped release binaries under target/symbols/,
 # forwards a few connections' requests (wrk, non-streaming) to the mock upstream through
 # the floor (hyper alone, examples/bench_floor.rs) and through Protogate, each under
-# callgrind, and divides the instructions counted by the requests served.
-#   scripts/bench/instructions.sh [--top N]   N: also list Protogate's N costliest functions
+# callgrind, and divides the instructions counted by the requests served. With --stream,
+# streamed requests instead (examples/bench_client.rs, one at a time; the mock's answer
+# is 20 chunks).
+#   scripts/bench/instructions.sh [--stream] [--top N]   N: also list Protogate's N
+#                                                        costliest functions
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-top=0
-[[ "${1:-}" == --top ]] && top=${2:-30}
+top=0 stream=0
+while (($#)); do
+  case "$1" in
+    --stream) stream=1 ;;
+    --top) top=${2:-30}; shift ;;
+  esac
+  shift
+done
 for tool in valgrind:valgrind wrk:wrk; do
   command -v "${tool%%:*}" >/dev/null || apt-get install -y -qq "${tool#*:}" >/dev/null
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/symbols} CARGO_PROFILE_RELEASE_STRIP=false \
   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only # function names for --top
 cargo build --release --locked --no-default-features --bin protogate --example bench_upstream \
-  --example bench_floor 2>&1 | tail -1
+  --example bench_floor --example bench_client 2>&1 | tail -1
 bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -32,6 +41,17 @@ cat > "$work/settings.json" <<EOF
  "limits": {"requests_per_minute": 4000000000, "burst": 4000000000},
  "log": {"dir": "$work/logs"}}
 EOF
+# load PORT SECONDS: requests for that long (streams: a count for that long), prints how
+# many were served.
+load() {
+  if ((stream)); then
+    "$bin/examples/bench_client" ttft "http://127.0.0.1:$1" $(($2 * 40)) >/dev/null
+    echo $(($2 * 40 + 20)) # and its 20 warm-up streams
+  else
+    wrk -t1 -c4 -d"$2"s -s scripts/bench/post.lua "http://127.0.0.1:$1/v1/chat/completions" |
+      awk '/requests in/ {print $1}'
+  fi
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # count NAME PORT COMMAND...: prints "instructions requests" for COMMAND serving on PORT.
@@ -41,11 +61,10 @@ count() {
   local pid=$!
   until curl -fs -o /dev/null -XPOST -d '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' \
       -H 'content-type: application/json' "http://127.0.0.1:$port/v1/chat/completions"; do sleep 0.2; done
-  local url=http://127.0.0.1:$port/v1/chat/completions
-  wrk -t1 -c4 -d2s -s scripts/bench/post.lua "$url" >/dev/null # warm: pools, caches
+  load "$port" 2 >/dev/null # warm: pools, caches
   callgrind_control -z "$pid" >/dev/null 2>&1
   local requests
-  requests=$(wrk -t1 -c4 -d5s -s scripts/bench/post.lua "$url" | awk '/requests in/ {print $1}')
+  requests=$(load "$port" 5)
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local dump
@@ -59,12 +78,13 @@ read -r floor_ir floor_n < <(count floor "$port" "$bin/examples/bench_floor" "$u
 port=$(free_port)
 read -r pg_ir pg_n < <(PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret count protogate "$port" \
   "$bin/protogate" serve --no-https --port "$port" --config "$work/settings.json")
-python3 - "$floor_ir" "$floor_n" "$pg_ir" "$pg_n" <<'EOF'
+STREAM=$stream python3 - "$floor_ir" "$floor_n" "$pg_ir" "$pg_n" <<'EOF'
 import sys
 floor_ir, floor_n, pg_ir, pg_n = map(int, sys.argv[1:])
 floor, pg = floor_ir / floor_n, pg_ir / pg_n
-print(f"floor (hyper alone): {floor:8.0f} instructions per forwarded request ({floor_n} requests)")
-print(f"Protogate:           {pg:8.0f} instructions per forwarded request ({pg_n} requests)")
+what = "streamed request" if __import__("os").environ.get("STREAM") == "1" else "request"
+print(f"floor (hyper alone): {floor:8.0f} instructions per forwarded {what} ({floor_n})")
+print(f"Protogate:           {pg:8.0f} instructions per forwarded {what} ({pg_n})")
 print(f"Protogate / floor:   {pg / floor:8.2f}x; its own work: {pg - floor:.0f} per request")
 EOF
 if ((top)); then

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use reqwest::header::HeaderValue;
 
-use super::client::UpstreamResponse;
+use super::client::{Target, UpstreamResponse};
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion, NativeBody};
@@ -22,7 +22,7 @@ const FLAVOR: Flavor = Flavor {
 pub struct AnthropicProvider {
     pub config: ProviderConfig,
     upstream: Upstream,
-    url: reqwest::Url,
+    target: Target,
 }
 
 impl AnthropicProvider {
@@ -42,7 +42,7 @@ impl AnthropicProvider {
         AnthropicProvider {
             config: config.clone(),
             upstream,
-            url,
+            target: Target::new(url),
         }
     }
 
@@ -58,7 +58,7 @@ impl AnthropicProvider {
         if let Some(key) = key {
             headers.insert("x-api-key", http::sensitive(self.id(), &key)?);
         }
-        http::send(&self.upstream, &self.url, request, self.id(), &FLAVOR).await
+        http::send(&self.upstream, &self.target, request, self.id(), &FLAVOR).await
     }
 
     /// The client's own body when it is Anthropic's (taken, not copied), else a new one.

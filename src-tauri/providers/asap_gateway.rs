@@ -11,7 +11,7 @@ use reqwest::header::{self, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::asap::AsapSigner;
-use super::client::UpstreamResponse;
+use super::client::{Target, UpstreamResponse};
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion};
@@ -127,7 +127,8 @@ impl AsapGatewayProvider {
             }),
         );
         headers.insert(header::AUTHORIZATION, authorization);
-        let result = http::send(&self.upstream, &url, request, self.id(), &FLAVOR).await;
+        let target = Target::new(url);
+        let result = http::send(&self.upstream, &target, request, self.id(), &FLAVOR).await;
         if let Err(ProviderError::KeyRejected { .. }) = result {
             self.signer.forget();
         }

@@ -63,7 +63,52 @@ type Sender = SendRequest<Full<Bytes>>;
 #[derive(Debug, Default)]
 struct LocalPool {
     /// By `host:port`, the most recently used last.
-    idle: HashMap<String, Vec<(Sender, Instant)>>,
+    idle: HashMap<Arc<str>, Vec<(Sender, Instant)>>,
+}
+
+/// Where a provider's requests go. For a server on this machine, what each request to
+/// it needs is made once, with the provider, not per request: the pool's key, the
+/// request's path and its `Host` header.
+#[derive(Clone, Debug)]
+pub struct Target {
+    url: Url,
+    local: Option<Local>,
+}
+
+#[derive(Clone, Debug)]
+struct Local {
+    /// `host:port`.
+    key: Arc<str>,
+    path: axum::http::Uri,
+    host: HeaderValue,
+}
+
+impl Target {
+    pub fn new(url: Url) -> Self {
+        Target {
+            local: Local::of(&url),
+            url,
+        }
+    }
+}
+
+impl Local {
+    /// `None` for a server elsewhere, which reqwest reaches.
+    fn of(url: &Url) -> Option<Self> {
+        if url.scheme() != "http" || !is_loopback(url) {
+            return None;
+        }
+        let key = host_port(url);
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        Some(Local {
+            path: path.parse().ok()?,
+            host: HeaderValue::from_str(&key).ok()?,
+            key: key.into(),
+        })
+    }
 }
 
 impl Clients {
@@ -88,19 +133,19 @@ impl Clients {
         }
     }
 
-    /// Sends `request` to `url` (the request's own URI is not used). Redirects are never
-    /// followed.
+    /// Sends `request` to `target` (the request's own URI is not used). Redirects are
+    /// never followed.
     pub async fn send(
         self: &Arc<Self>,
-        url: &Url,
+        target: &Target,
         request: Request<Bytes>,
     ) -> Result<UpstreamResponse, SendError> {
         let worker = crate::workers::current().filter(|&i| i < self.local.len());
-        match worker {
-            Some(worker) if url.scheme() == "http" && is_loopback(url) => {
-                self.send_local(worker, url, request).await
+        match (worker, &target.local) {
+            (Some(worker), Some(local)) => {
+                self.send_local(worker, &target.url, local, request).await
             }
-            _ => self.send_remote(url, request).await,
+            _ => self.send_remote(&target.url, request).await,
         }
     }
 
@@ -130,20 +175,14 @@ impl Clients {
         self: &Arc<Self>,
         worker: usize,
         url: &Url,
+        local: &Local,
         request: Request<Bytes>,
     ) -> Result<UpstreamResponse, SendError> {
-        let key = host_port(url);
+        let key = &local.key;
         let (mut parts, body) = request.into_parts();
-        parts.uri = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        }
-        .parse()
-        .map_err(|_| SendError::Connect(format!("the URL {url} has no valid path")))?;
+        parts.uri = local.path.clone();
         let headers = &mut parts.headers;
-        if let Ok(host) = HeaderValue::from_str(&key) {
-            headers.insert(header::HOST, host);
-        }
+        headers.insert(header::HOST, local.host.clone());
         headers
             .entry(header::USER_AGENT)
             .or_insert(HeaderValue::from_static(USER_AGENT));
@@ -155,9 +194,9 @@ impl Clients {
         // hands it back unsent, and it goes on a new connection. A request that was
         // sent is never sent twice.
         loop {
-            let (mut sender, reused) = match self.checkout(worker, &key) {
+            let (mut sender, reused) = match self.checkout(worker, key) {
                 Some(sender) => (sender, true),
-                None => (self.connect(url, &key).await?, false),
+                None => (self.connect(url, key).await?, false),
             };
             if sender.ready().await.is_err() {
                 if reused {
@@ -174,7 +213,7 @@ impl Clients {
                             sender,
                             clients: Arc::clone(self),
                             worker,
-                            key,
+                            key: Arc::clone(key),
                         }),
                     };
                     return Ok(Response::from_parts(parts, Body::new(body)));
@@ -203,7 +242,7 @@ impl Clients {
         None
     }
 
-    fn checkin(&self, worker: usize, key: String, sender: Sender) {
+    fn checkin(&self, worker: usize, key: Arc<str>, sender: Sender) {
         let mut pool = self.local[worker].lock().expect("pool lock");
         let idle = pool.idle.entry(key).or_default();
         // The oldest are first: those past the idle time go, and the pool stays bounded.
@@ -262,7 +301,7 @@ struct Home {
     sender: Sender,
     clients: Arc<Clients>,
     worker: usize,
-    key: String,
+    key: Arc<str>,
 }
 
 impl Home {

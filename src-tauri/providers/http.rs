@@ -9,11 +9,10 @@ use bytes::Bytes;
 use eventsource_stream::{Event, Eventsource};
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::client::{SendError, UpstreamResponse as Response};
+use super::client::{SendError, Target, UpstreamResponse as Response};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatEvent, Frame};
 use crate::config::{KeyUse, ProviderConfig};
@@ -97,19 +96,19 @@ pub fn json_bytes(body: &Value) -> Bytes {
         .into()
 }
 
-/// Sends `request` to `url`, waiting at most the first-byte timeout for the response
+/// Sends `request` to `target`, waiting at most the first-byte timeout for the response
 /// head. A non-2xx answer becomes an error carrying the upstream's own message; a
 /// refused credential is forgotten so a replacement is read on the next request.
 pub async fn send(
     upstream: &Upstream,
-    url: &Url,
+    target: &Target,
     request: Request<Bytes>,
     provider: &str,
     flavor: &Flavor,
 ) -> Result<Response, ProviderError> {
     let first_byte = upstream.limits.first_byte_timeout;
-    let response = match tokio::time::timeout(first_byte, upstream.clients.send(url, request)).await
-    {
+    let sent = upstream.clients.send(target, request);
+    let response = match tokio::time::timeout(first_byte, sent).await {
         Err(_) => {
             return Err(ProviderError::FirstByteTimeout {
                 provider: provider.into(),

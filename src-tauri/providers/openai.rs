@@ -6,7 +6,7 @@ use bytes::Bytes;
 use reqwest::header;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::client::UpstreamResponse;
+use super::client::{Target, UpstreamResponse};
 use super::http::{self, Flavor};
 use super::{FrameStream, Upstream};
 use crate::chat::{ChatRequest, Completion, NativeBody};
@@ -24,7 +24,7 @@ const FLAVOR: Flavor = Flavor {
 pub struct OpenAiProvider {
     pub config: ProviderConfig,
     upstream: Upstream,
-    url: reqwest::Url,
+    target: Target,
 }
 
 impl OpenAiProvider {
@@ -41,7 +41,7 @@ impl OpenAiProvider {
         OpenAiProvider {
             config: config.clone(),
             upstream,
-            url,
+            target: Target::new(url),
         }
     }
 
@@ -58,7 +58,7 @@ impl OpenAiProvider {
                 .headers_mut()
                 .insert(header::AUTHORIZATION, http::sensitive(self.id(), &bearer)?);
         }
-        http::send(&self.upstream, &self.url, request, self.id(), &FLAVOR).await
+        http::send(&self.upstream, &self.target, request, self.id(), &FLAVOR).await
     }
 
     /// The client's own body when it is OpenAI's (taken, not copied), else a new one.

@@ -24,7 +24,8 @@ pub const REQUEST_ID_HEADER: &str = "x-protogate-request-id";
 pub(crate) struct RequestRecord {
     handle: RecordHandle,
     log: RequestLog,
-    id: String,
+    /// The record's id, as the response header that names it.
+    id: HeaderValue,
     /// The connection's flag for a client that stopped reading.
     stall: Option<ClientStall>,
 }
@@ -34,8 +35,9 @@ impl RequestRecord {
     pub(crate) fn open(log: &RequestLog, req: &mut Request, stall: Option<ClientStall>) -> Self {
         // 48 random bits, as 12 hex digits: unique enough for one designer's log.
         let id = format!("{:012x}", uuid::Uuid::new_v4().as_u128() >> 80);
+        let header = HeaderValue::from_str(&id).expect("hex digits are a header value");
         let record = Record {
-            id: id.clone(),
+            id,
             time: time::OffsetDateTime::now_utc()
                 .format(&Rfc3339)
                 .unwrap_or_default(),
@@ -53,7 +55,7 @@ impl RequestRecord {
         RequestRecord {
             handle,
             log: log.clone(),
-            id,
+            id: header,
             stall,
         }
     }
@@ -71,9 +73,7 @@ impl RequestRecord {
         if let Some(ErrorNote(message)) = response.extensions().get::<ErrorNote>() {
             handle.set_error(message.clone());
         }
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
         handle.publish(LogEventKind::Updated);
         let inner = std::mem::take(response.body_mut());
         *response.body_mut() = Body::new(CountedBody {

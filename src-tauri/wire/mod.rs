@@ -46,6 +46,11 @@ impl ClientRequest {
     }
 }
 
+/// Where a value sits in a request body (`messages[2].content`), for an error message:
+/// written out only when there is an error to report, not for every message of every
+/// request (a conversation's whole history comes with each turn).
+pub(crate) type At<'a> = &'a dyn Fn() -> String;
+
 /// A 400 naming the field and what it must be.
 fn field_err(field: &str, want: &str) -> crate::GatewayError {
     crate::GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))

@@ -9,7 +9,7 @@ use crate::chat::{
     ChatRequest, ImageSource, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::error::GatewayError;
-use crate::wire::{field_err, ClientRequest};
+use crate::wire::{field_err, At, ClientRequest};
 
 pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, GatewayError> {
     let ClientRequest { model, stream, .. } = ClientRequest::read(body)?;
@@ -27,22 +27,23 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
     }
     let mut messages = Vec::with_capacity(raw.len());
     for (i, m) in raw.iter().enumerate() {
-        let field = format!("messages[{i}]");
+        let field = || format!("messages[{i}]");
+        let field: At = &field;
         let role = match m.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
-            _ => return Err(field_err(&format!("{field}.role"), "user or assistant")),
+            _ => return Err(field_err(&format!("{}.role", field()), "user or assistant")),
         };
         let parts = match m.get("content") {
             Some(Value::String(s)) => vec![Part::Text(s.clone())],
             Some(Value::Array(blocks)) => blocks
                 .iter()
                 .enumerate()
-                .filter_map(|(j, b)| block(b, &format!("{field}.content[{j}]")).transpose())
+                .filter_map(|(j, b)| block(b, &|| format!("{}.content[{j}]", field())).transpose())
                 .collect::<Result<_, _>>()?,
             _ => {
                 return Err(field_err(
-                    &format!("{field}.content"),
+                    &format!("{}.content", field()),
                     "a string or content blocks",
                 ))
             }
@@ -105,7 +106,7 @@ fn untranslatable(body: &Map<String, Value>) -> Vec<String> {
 
 /// One content block as a part; `None` for blocks that carry nothing to translate
 /// (a model's `thinking` handed back, which only Anthropic reads).
-fn block(b: &Value, field: &str) -> Result<Option<Part>, GatewayError> {
+fn block(b: &Value, field: At) -> Result<Option<Part>, GatewayError> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok(Some(match b.get("type").and_then(Value::as_str) {
         Some("text") => Part::Text(text(&b["text"])),
@@ -119,7 +120,7 @@ fn block(b: &Value, field: &str) -> Result<Option<Part>, GatewayError> {
                 Some("url") => Part::Image(ImageSource::Url(text(&source["url"]))),
                 _ => {
                     return Err(field_err(
-                        &format!("{field}.source"),
+                        &format!("{}.source", field()),
                         "a base64 or url image source",
                     ))
                 }
@@ -138,8 +139,9 @@ fn block(b: &Value, field: &str) -> Result<Option<Part>, GatewayError> {
         Some("thinking" | "redacted_thinking") => return Ok(None),
         other => {
             return Err(GatewayError::bad_request(format!(
-                "`{field}` is a `{}` block, which Protogate cannot pass on in another format; \
+                "`{}` is a `{}` block, which Protogate cannot pass on in another format; \
                  text, images, tool use and tool results can",
+                field(),
                 other.unwrap_or("untyped")
             )))
         }

@@ -9,7 +9,7 @@ use crate::chat::{
     ChatRequest, ImageSource, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::error::GatewayError;
-use crate::wire::{field_err, ClientRequest};
+use crate::wire::{field_err, At, ClientRequest};
 
 /// Reads what the gateway needs from a client body; the body itself is kept for
 /// pass-through, so fields not read here still reach an OpenAI upstream.
@@ -25,15 +25,16 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
     let mut messages: Vec<Message> = Vec::with_capacity(raw_messages.len());
     for (i, m) in raw_messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
-        let field = format!("messages[{i}]");
+        let field = || format!("messages[{i}]");
+        let field: At = &field;
         match role {
-            "system" | "developer" => system.push(text_of(m.get("content"), &field)?),
+            "system" | "developer" => system.push(text_of(m.get("content"), field)?),
             "user" => messages.push(Message {
                 role: Role::User,
-                parts: parts_of(m.get("content"), &field)?,
+                parts: parts_of(m.get("content"), field)?,
             }),
             "assistant" => {
-                let mut parts = parts_of(m.get("content"), &field)?;
+                let mut parts = parts_of(m.get("content"), field)?;
                 parts.retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
                 for (j, call) in m
                     .get("tool_calls")
@@ -42,10 +43,9 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
                     .flatten()
                     .enumerate()
                 {
-                    parts.push(Part::ToolCall(tool_call(
-                        call,
-                        &format!("{field}.tool_calls[{j}]"),
-                    )?));
+                    parts.push(Part::ToolCall(tool_call(call, &|| {
+                        format!("{}.tool_calls[{j}]", field())
+                    })?));
                 }
                 messages.push(Message {
                     role: Role::Assistant,
@@ -56,10 +56,10 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
                 let call_id = m
                     .get("tool_call_id")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| field_err(&format!("{field}.tool_call_id"), "a string"))?;
+                    .ok_or_else(|| field_err(&format!("{}.tool_call_id", field()), "a string"))?;
                 let result = Part::ToolResult(ToolResult {
                     call_id: call_id.to_string(),
-                    content: text_of(m.get("content"), &field)?,
+                    content: text_of(m.get("content"), field)?,
                     is_error: false,
                 });
                 // Consecutive tool messages answer one assistant turn: one user turn.
@@ -78,7 +78,7 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
             }
             _ => {
                 return Err(field_err(
-                    &format!("{field}.role"),
+                    &format!("{}.role", field()),
                     "one of system, developer, user, assistant, tool",
                 ))
             }
@@ -153,7 +153,7 @@ fn untranslatable(body: &Map<String, Value>) -> Vec<String> {
 }
 
 /// A system or tool message's content: a string or text parts.
-fn text_of(content: Option<&Value>, field: &str) -> Result<String, GatewayError> {
+fn text_of(content: Option<&Value>, field: At) -> Result<String, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -162,30 +162,30 @@ fn text_of(content: Option<&Value>, field: &str) -> Result<String, GatewayError>
             .filter_map(|p| p.get("text").and_then(Value::as_str))
             .collect()),
         Some(_) => Err(field_err(
-            &format!("{field}.content"),
+            &format!("{}.content", field()),
             "a string or an array of text parts",
         )),
     }
 }
 
 /// A user or assistant message's content as parts: text and images.
-fn parts_of(content: Option<&Value>, field: &str) -> Result<Vec<Part>, GatewayError> {
+fn parts_of(content: Option<&Value>, field: At) -> Result<Vec<Part>, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::String(s)) => Ok(vec![Part::Text(s.clone())]),
         Some(Value::Array(parts)) => parts
             .iter()
             .enumerate()
-            .map(|(j, part)| content_part(part, &format!("{field}.content[{j}]")))
+            .map(|(j, part)| content_part(part, &|| format!("{}.content[{j}]", field())))
             .collect(),
         Some(_) => Err(field_err(
-            &format!("{field}.content"),
+            &format!("{}.content", field()),
             "a string or an array of content parts",
         )),
     }
 }
 
-fn content_part(part: &Value, field: &str) -> Result<Part, GatewayError> {
+fn content_part(part: &Value, field: At) -> Result<Part, GatewayError> {
     match part.get("type").and_then(Value::as_str) {
         Some("text") => Ok(Part::Text(
             part.get("text")
@@ -198,12 +198,13 @@ fn content_part(part: &Value, field: &str) -> Result<Part, GatewayError> {
                 .get("image_url")
                 .and_then(|i| i.get("url").or(Some(i)))
                 .and_then(Value::as_str)
-                .ok_or_else(|| field_err(&format!("{field}.image_url.url"), "a string"))?;
+                .ok_or_else(|| field_err(&format!("{}.image_url.url", field()), "a string"))?;
             Ok(Part::Image(image_source(url)))
         }
         other => Err(GatewayError::bad_request(format!(
-            "`{field}` is a `{}` part, which Protogate cannot pass on in another format; \
+            "`{}` is a `{}` part, which Protogate cannot pass on in another format; \
              text and images can",
+            field(),
             other.unwrap_or("untyped")
         ))),
     }
@@ -222,10 +223,10 @@ pub(crate) fn image_source(url: &str) -> ImageSource {
     ImageSource::Url(url.to_string())
 }
 
-fn tool_call(call: &Value, field: &str) -> Result<ToolCall, GatewayError> {
+fn tool_call(call: &Value, field: At) -> Result<ToolCall, GatewayError> {
     let function = call
         .get("function")
-        .ok_or_else(|| field_err(&format!("{field}.function"), "an object"))?;
+        .ok_or_else(|| field_err(&format!("{}.function", field()), "an object"))?;
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     Ok(ToolCall {
         id: text(call.get("id")),

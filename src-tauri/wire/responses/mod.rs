@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 pub use stream::{response_json, ResponseEncoder};
 
 use super::openai::{image_source, tool_choice};
-use super::{field_err, ClientRequest};
+use super::{field_err, At, ClientRequest};
 use crate::chat::{ChatRequest, Message, Part, Role, Tool, ToolCall, ToolResult};
 use crate::error::GatewayError;
 
@@ -36,7 +36,7 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
         Some(Value::String(text)) => messages.push(Message::text(Role::User, text.clone())),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                read_item(item, &format!("input[{i}]"), &mut system, &mut messages)?;
+                read_item(item, &|| format!("input[{i}]"), &mut system, &mut messages)?;
             }
         }
         _ => return Err(field_err("input", "a string or an array of input items")),
@@ -83,7 +83,7 @@ pub fn parse_request(body: &Map<String, Value>) -> Result<ClientRequest, Gateway
 /// One input item: a message, a function call the model made, or its output.
 fn read_item(
     item: &Value,
-    field: &str,
+    field: At,
     system: &mut Vec<String>,
     messages: &mut Vec<Message>,
 ) -> Result<(), GatewayError> {
@@ -106,7 +106,7 @@ fn read_item(
                 Some("assistant") => push(messages, Role::Assistant, parts),
                 _ => {
                     return Err(field_err(
-                        &format!("{field}.role"),
+                        &format!("{}.role", field()),
                         "user, assistant, system or developer",
                     ))
                 }
@@ -137,8 +137,9 @@ fn read_item(
         Some("reasoning") => {}
         Some(other) => {
             return Err(GatewayError::bad_request(format!(
-                "`{field}` is a `{other}` item, which Protogate does not serve; messages, \
-                 function calls and their outputs are"
+                "`{}` is a `{other}` item, which Protogate does not serve; messages, \
+                 function calls and their outputs are",
+                field()
             )))
         }
     }
@@ -154,14 +155,14 @@ fn push(messages: &mut Vec<Message>, role: Role, parts: Vec<Part>) {
     }
 }
 
-fn content_parts(content: Option<&Value>, field: &str) -> Result<Vec<Part>, GatewayError> {
+fn content_parts(content: Option<&Value>, field: At) -> Result<Vec<Part>, GatewayError> {
     match content {
         Some(Value::String(s)) => Ok(vec![Part::Text(s.clone())]),
         Some(Value::Array(parts)) => parts
             .iter()
             .enumerate()
             .map(|(j, part)| {
-                let at = format!("{field}.content[{j}]");
+                let at = || format!("{}.content[{j}]", field());
                 match part.get("type").and_then(Value::as_str) {
                     Some("input_text" | "output_text" | "text") => Ok(Part::Text(
                         part["text"].as_str().unwrap_or_default().to_string(),
@@ -169,19 +170,20 @@ fn content_parts(content: Option<&Value>, field: &str) -> Result<Vec<Part>, Gate
                     Some("input_image") => {
                         let url = part["image_url"]
                             .as_str()
-                            .ok_or_else(|| field_err(&format!("{at}.image_url"), "a URL"))?;
+                            .ok_or_else(|| field_err(&format!("{}.image_url", at()), "a URL"))?;
                         Ok(Part::Image(image_source(url)))
                     }
                     other => Err(GatewayError::bad_request(format!(
-                        "`{at}` is a `{}` part, which Protogate cannot pass on; text and \
+                        "`{}` is a `{}` part, which Protogate cannot pass on; text and \
                          images can",
+                        at(),
                         other.unwrap_or("untyped")
                     ))),
                 }
             })
             .collect(),
         _ => Err(field_err(
-            &format!("{field}.content"),
+            &format!("{}.content", field()),
             "a string or content parts",
         )),
     }
