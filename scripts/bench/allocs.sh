@@ -33,11 +33,12 @@ pid=$!
 until curl -fs "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.1; done
 url=http://127.0.0.1:$port/v1/chat/completions
 wrk -t1 -c1 -d2s -s scripts/bench/post.lua "$url" >/dev/null # warm: pools, caches
-# Plain calls for the usual alignments, aligned ones for stricter (src-tauri/allocator.rs).
-calls=(mi_malloc mi_zalloc mi_realloc mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned)
-probes=(); for call in "${calls[@]}"; do probes+=(-a "$call"); done
-perf probe -q -x "$bin/protogate" "${probes[@]}"
-events=$(printf 'probe_protogate:%s,' "${calls[@]}"); events=${events%,}
+# Plain calls for the usual alignments, aligned ones for stricter (src-tauri/allocator.rs);
+# a call the build inlined or never makes has nothing to probe.
+events=
+for call in mi_malloc mi_zalloc mi_realloc mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned; do
+  perf probe -q -x "$bin/protogate" -a "$call" 2>/dev/null && events+=${events:+,}probe_protogate:$call
+done
 if ((callers)); then
   perf record -q -e "$events" --call-graph dwarf,8192 -p "$pid" -o "$work/perf.data" 2>/dev/null &
 else
