@@ -157,8 +157,8 @@ fn cors_layer() -> CorsLayer {
             HeaderName::from_static(REQUEST_ID_HEADER),
         ])
         .max_age(Duration::from_secs(600))
-        // `Vary` is added by the front service instead, built once (tower-http builds it
-        // anew for every response: a tenth of CORS's cost per request).
+        // `Vary` is added by the front service instead, built once: tower-http joins its
+        // names anew for every response (1.2 k instructions per request, callgrind).
         .vary(Vec::<HeaderName>::new())
 }
 
