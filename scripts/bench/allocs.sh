@@ -12,21 +12,9 @@ callers=0
 [[ "${1:-}" == --callers ]] && callers=1
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/symbols} CARGO_PROFILE_RELEASE_STRIP=false \
-  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only # perf probe finds functions by their debug info
-cargo build --release --locked --no-default-features --bin protogate --example bench_upstream 2>&1 | tail -1
-bin=$CARGO_TARGET_DIR/release
-work=$(mktemp -d)
+source scripts/bench/counted.sh
 trap 'kill $(jobs -p) 2>/dev/null || true; perf probe -q -d "probe_protogate:*" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin/examples/bench_upstream" 0 > "$work/upstream.port" &
-until [[ -s "$work/upstream.port" ]]; do sleep 0.1; done
-cat > "$work/settings.json" <<EOF
-{"port": 0, "https": {"enabled": false}, "default_provider": "bench",
- "providers": [{"id": "bench", "kind": "openai", "base_url": "http://127.0.0.1:$(cat "$work/upstream.port")/v1", "default_model": "bench"}],
- "limits": {"requests_per_minute": 4000000000, "burst": 4000000000},
- "log": {"dir": "$work/logs"}}
-EOF
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret "$bin/protogate" serve --no-https --port "$port" \
   --config "$work/settings.json" > "$work/protogate.log" 2>&1 &
 pid=$!

@@ -25,22 +25,7 @@ done
 for tool in valgrind:valgrind wrk:wrk; do
   command -v "${tool%%:*}" >/dev/null || apt-get install -y -qq "${tool#*:}" >/dev/null
 done
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/symbols} CARGO_PROFILE_RELEASE_STRIP=false \
-  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only # function names for --top
-cargo build --release --locked --no-default-features --bin protogate --example bench_upstream \
-  --example bench_floor --example bench_client 2>&1 | tail -1
-bin=$CARGO_TARGET_DIR/release
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-"$bin/examples/bench_upstream" 0 > "$work/upstream.port" &
-until [[ -s "$work/upstream.port" ]]; do sleep 0.1; done
-upstream=$(cat "$work/upstream.port")
-cat > "$work/settings.json" <<EOF
-{"port": 0, "https": {"enabled": false}, "default_provider": "bench",
- "providers": [{"id": "bench", "kind": "openai", "base_url": "http://127.0.0.1:$upstream/v1", "default_model": "bench"}],
- "limits": {"requests_per_minute": 4000000000, "burst": 4000000000},
- "log": {"dir": "$work/logs"}}
-EOF
+source scripts/bench/counted.sh --example bench_floor --example bench_client
 # load PORT SECONDS: requests for that long (streams: a count for that long), prints how
 # many were served.
 load() {
@@ -52,7 +37,6 @@ load() {
       awk '/requests in/ {print $1}'
   fi
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # count NAME PORT COMMAND...: prints "instructions requests" for COMMAND serving on PORT.
 count() {
