@@ -373,22 +373,26 @@ async fn upstream_faults_are_reported_logged_and_survived() {
     gw.log.clear();
 
     // An upstream that sends one byte at a time: the answer arrives whole.
-    let body = post_json(&url, None, ask("trickle", true))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let text: String = sse_data(&body)
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
-    assert_eq!(text, "Hello world", "{body}");
-    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    // And one whose stream opens with a byte-order mark (it used to panic the SSE
+    // parser, eventsource-stream 0.2.3, and drop the connection).
+    for model in ["trickle", "bom"] {
+        let body = post_json(&url, None, ask(model, true))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let text: String = sse_data(&body)
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(text, "Hello world", "{model}: {body}");
+        assert!(body.ends_with("data: [DONE]\n\n"), "{model}: {body}");
+    }
 
     // And the gateway serves on.
     let res = post_json(&url, None, ask("gpt-test", false)).await;

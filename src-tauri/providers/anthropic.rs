@@ -82,7 +82,7 @@ impl AnthropicProvider {
             response,
             self.id(),
             false,
-            move |event| decoder.decode(Some(&event.event), event.data),
+            move |event| decoder.decode(Some(&*event.event), event.data),
         ))
     }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::http::{Method, Request};
 use bytes::Bytes;
-use eventsource_stream::{Event, Eventsource};
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,6 +17,7 @@ use crate::chat::{ChatEvent, Frame};
 use crate::config::{KeyUse, ProviderConfig};
 use crate::error::ProviderError;
 use crate::secrets::env_var_name;
+use crate::wire::sse::{self, Event};
 use crate::wire::DecodeError;
 
 /// Upstream error bodies are read up to this size for their message.
@@ -241,7 +241,7 @@ pub fn frames(
 ) -> FrameStream {
     let idle = upstream.limits.idle_timeout;
     let provider = provider.to_string();
-    let mut events = response.into_body().into_data_stream().eventsource();
+    let mut events = sse::events(response.into_body().into_data_stream());
     Box::pin(async_stream::stream! {
         let mut finished = false;
         // One timer for the whole stream, moved on at each event: pushing a registered

@@ -4,6 +4,7 @@ pub mod anthropic;
 pub mod openai;
 pub mod responses;
 pub mod seed;
+pub mod sse;
 
 /// Why an upstream event could not be used.
 #[derive(Debug)]

@@ -15,6 +15,8 @@
 //! - `invalid-json`: one chunk, then an event whose data is not JSON; without `stream`, a
 //!   200 whose body is cut-off JSON.
 //! - `trickle`: the normal answer, one byte per write, 1 ms apart.
+//! - `bom`: the normal answer, its stream opened by a byte-order mark (which the
+//!   event-stream format allows).
 //! - `tool-call`: a `get_weather` tool call with `{"location": "Paris, France"}`, its
 //!   arguments split across chunks, finish reason `tool_calls`; as the Chat Completions
 //!   API documents function calling.
@@ -205,7 +207,9 @@ async fn completions(
     let guard_mock = mock.clone();
     let body = async_stream::stream! {
         let mut guard = DropGuard { mock: guard_mock, finished: false };
-        yield Ok::<_, std::convert::Infallible>(Bytes::from(chunk(&m, json!({"role": "assistant", "content": ""}), None)));
+        let role = chunk(&m, json!({"role": "assistant", "content": ""}), None);
+        let role = if m == "bom" { format!("\u{FEFF}{role}") } else { role };
+        yield Ok::<_, std::convert::Infallible>(Bytes::from(role));
         match m.as_str() {
             "gated" => {
                 yield Ok(Bytes::from(chunk(&m, json!({"content": "first"}), None)));
