@@ -55,6 +55,9 @@ pub struct Parser {
     buffer: Vec<u8>,
     /// Where the first line not yet read starts in `buffer`.
     read: usize,
+    /// How far past `read` is known to hold no line end, so that a long line arriving in
+    /// small reads is searched once, not again from its start at every read.
+    searched: usize,
     /// Whether the stream's start has been looked at for a byte-order mark.
     started: bool,
     event: String,
@@ -67,6 +70,7 @@ impl Parser {
         if self.read > 0 {
             // Only a partial line is left: it moves to the front, once per read.
             self.buffer.drain(..self.read);
+            self.searched = self.searched.saturating_sub(self.read);
             self.read = 0;
         }
         self.buffer.extend_from_slice(bytes);
@@ -77,6 +81,7 @@ impl Parser {
         let Parser {
             buffer,
             read,
+            searched,
             started,
             event,
             data,
@@ -94,7 +99,9 @@ impl Parser {
         }
         loop {
             let rest = &buffer[*read..];
-            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
+            let from = searched.saturating_sub(*read);
+            let Some(end) = memchr::memchr2(b'\n', b'\r', &rest[from..]).map(|at| from + at) else {
+                *searched = buffer.len();
                 return Ok(None);
             };
             let next = match (rest[end], rest.get(end + 1)) {
@@ -102,7 +109,10 @@ impl Parser {
                 (_, Some(b'\n')) => end + 2,
                 (_, Some(_)) => end + 1,
                 // A CR last in what was read may be the first half of a CRLF.
-                (_, None) => return Ok(None),
+                (_, None) => {
+                    *searched = *read + end;
+                    return Ok(None);
+                }
             };
             let line = std::str::from_utf8(&rest[..end]).map_err(|_| NotUtf8)?;
             *read += next;
@@ -140,6 +150,7 @@ impl Parser {
         let whole = std::str::from_utf8(&self.buffer[self.read..]).is_ok();
         self.buffer.clear();
         self.read = 0;
+        self.searched = 0;
         if whole {
             Ok(())
         } else {
