@@ -2,7 +2,10 @@
 //! delivers them to the ASAP gateway), and events and messages written for clients.
 //! Format: <https://docs.anthropic.com/en/api/messages-streaming>.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 mod request;
@@ -58,6 +61,20 @@ impl EventDecoder {
         data: impl Into<String>,
     ) -> Result<Frame, DecodeError> {
         let data: String = data.into();
+        if let Some(events) = text_delta(&data) {
+            return Ok(Frame {
+                raw: Some(RawEvent {
+                    name: Some("content_block_delta".into()),
+                    data: Bytes::from(data),
+                }),
+                events,
+            });
+        }
+        self.decode_tree(name, data)
+    }
+
+    /// Any event, read as a `Value` tree.
+    fn decode_tree(&mut self, name: Option<&str>, data: String) -> Result<Frame, DecodeError> {
         let v: Value =
             serde_json::from_str(&data).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let kind = v
@@ -153,6 +170,47 @@ impl EventDecoder {
             events,
         })
     }
+}
+
+/// A text `content_block_delta`, the event a stream is mostly made of, read into
+/// borrowed fields rather than a `Value` tree (a map and a string per key, per token).
+/// `None` for anything else, or anything unusual (a field of the wrong type, a key given
+/// twice): the tree reads those, as it does every other event, so what an event means
+/// does not depend on which path read it.
+fn text_delta(data: &str) -> Option<Vec<ChatEvent>> {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        delta: &'a RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    struct Delta<'a> {
+        #[serde(rename = "type", default, borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        text: Option<Cow<'a, str>>,
+    }
+    // A derived struct also reads a JSON array as its fields in order; the tree does not.
+    let object = |json: &str| json.trim_start().starts_with('{');
+    // Searched first: a failed parse costs more than the parse (its error is a formatted
+    // message with a line and column).
+    if !data.contains("\"content_block_delta\"") || !object(data) {
+        return None;
+    }
+    let event: Event = serde_json::from_str(data).ok()?;
+    if event.kind != "content_block_delta" || !object(event.delta.get()) {
+        return None;
+    }
+    let delta: Delta = serde_json::from_str(event.delta.get()).ok()?;
+    if delta.kind.as_deref() == Some("input_json_delta") {
+        return None;
+    }
+    Some(match delta.text {
+        Some(text) if !text.is_empty() => vec![ChatEvent::Text(text.into_owned())],
+        _ => vec![],
+    })
 }
 
 /// The message of `{"type": "error", "error": {"type", "message"}}` (also Bedrock's
@@ -459,6 +517,50 @@ mod tests {
         assert!(
             matches!(d.decode(Some("error"), r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#), Err(DecodeError::Upstream(m)) if m == "Overloaded")
         );
+    }
+
+    #[test]
+    fn a_text_delta_means_the_same_read_either_way() {
+        let delta = |rest: &str| format!(r#"{{"type":"content_block_delta","index":0,{rest}}}"#);
+        let read_fast = [
+            delta(r#""delta":{"type":"text_delta","text":"Hello"}"#),
+            delta(r#""delta":{"type":"text_delta","text":"a \"quote\"\n\u00e9"}"#),
+            delta(r#""delta":{"type":"text_delta","text":""}"#),
+            delta(r#""delta":{"type":"text_delta"}"#),
+            delta(r#""delta":{"text":"no type","extra":[1,{"x":null}]}"#),
+            delta(r#""delta":{"type":null,"text":null}"#),
+            format!(
+                " \n{}",
+                delta(r#""delta":{"type":"text_delta","text":"x"}"#)
+            ),
+        ];
+        let read_by_the_tree = [
+            delta(r#""delta":{"type":"input_json_delta","partial_json":"{\"a\""}"#),
+            delta(r#""delta":["text_delta","as an array"]"#),
+            delta(r#""delta":{"type":"text_delta","text":7}"#),
+            delta(r#""delta":{"type":"text_delta","text":"a","text":"b"}"#),
+            delta(r#""delta":null"#),
+            r#"["content_block_delta",{"type":"text_delta","text":"hi"}]"#.into(),
+            r#"{"type":"content_block_delta","type":"ping","delta":{"text":"hi"}}"#.into(),
+            r#"{"type":"content_block_delta"}"#.into(),
+            r#"{"type":"ping"}"#.into(),
+            delta(r#""delta":{"type":"text_delta","text":"x"}} trailing"#),
+        ];
+        for data in read_fast.iter().chain(&read_by_the_tree) {
+            let tree = EventDecoder::default().decode_tree(None, data.clone());
+            match text_delta(data) {
+                Some(events) => {
+                    assert!(read_fast.contains(data), "read fast: {data}");
+                    let tree = tree.unwrap_or_else(|e| panic!("{data}: {e:?}"));
+                    assert_eq!(events, tree.events, "{data}");
+                    assert_eq!(
+                        tree.raw.unwrap().name.as_deref(),
+                        Some("content_block_delta")
+                    );
+                }
+                None => assert!(read_by_the_tree.contains(data), "not read fast: {data}"),
+            }
+        }
     }
 
     #[test]
