@@ -398,3 +398,244 @@ async fn upstream_faults_are_reported_logged_and_survived() {
     let res = post_json(&url, None, ask("gpt-test", false)).await;
     assert_eq!(res.status(), 200);
 }
+
+/// A raw request's answer, as far as it came before the gateway closed the connection;
+/// "cut: ..." when nothing came (a reset while the client still sends what the gateway
+/// will not read).
+async fn raw_or_cut(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    match stream.read_to_end(&mut out).await {
+        Err(e) if out.is_empty() => format!("cut: {e}"),
+        _ => String::from_utf8_lossy(&out).into_owned(),
+    }
+}
+
+fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// The JSON error of a raw answer.
+fn error_of(response: &str) -> String {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {response}"));
+    // The seed route's `{"error": "..."}`, or OpenAI's `{"error": {"message": ...}}`.
+    v["error"]["message"]
+        .as_str()
+        .or(v["error"].as_str())
+        .unwrap_or_else(|| panic!("no error message: {response}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn hostile_bodies_and_heads_get_clear_errors_while_others_are_served() {
+    const LIMIT: usize = 64 * 1024;
+    let gw = spawn_gateway(settings(json!({
+        "limits": {"max_body_bytes": LIMIT},
+        "providers": [{"id": "demo", "kind": "demo", "chunk_delay_ms": 25}],
+    })))
+    .await;
+    // Another client's answer streams the whole time, and must arrive whole.
+    let stream_url = gw.url("/api/ai-gateway/stream");
+    let other = tokio::spawn(async move {
+        let res = post_json(&stream_url, None, json!({"message": "steady"})).await;
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    });
+
+    let seed = "/api/ai-gateway/stream";
+    let openai = "/v1/chat/completions";
+    let json_type = "Content-Type: application/json\r\n";
+    let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let over_limit = format!(r#"{{"message":"{}"}}"#, "x".repeat(LIMIT));
+    let mut chunked = format!(
+        "POST {seed} HTTP/1.1\r\nHost: localhost\r\n{json_type}Transfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    for piece in over_limit.as_bytes().chunks(4096) {
+        chunked.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            piece.len(),
+            std::str::from_utf8(piece).unwrap()
+        ));
+    }
+    chunked.push_str("0\r\n\r\n");
+
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "over the limit, with Content-Length",
+            post(seed, json_type, over_limit.as_bytes()),
+            "413",
+            "larger than the limit",
+        ),
+        (
+            "over the limit, chunked (no Content-Length)",
+            chunked.into_bytes(),
+            "413",
+            "larger than the limit",
+        ),
+        (
+            // A typed field refuses the first array where it wants an object.
+            "nested 20,000 deep (the seed route's history)",
+            post(
+                seed,
+                json_type,
+                format!(r#"{{"message":"hi","history":{}}}"#, deep(20_000)).as_bytes(),
+            ),
+            "400",
+            "`history[0]",
+        ),
+        (
+            "nested 20,000 deep (OpenAI's route)",
+            post(
+                openai,
+                json_type,
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":{}}}]}}"#,
+                    deep(20_000)
+                )
+                .as_bytes(),
+            ),
+            "400",
+            "nested too deeply",
+        ),
+        (
+            "invalid UTF-8 in a string",
+            post(seed, json_type, b"{\"message\":\"caf\xe9 \xff\xfe\"}"),
+            "400",
+            "not valid JSON",
+        ),
+        (
+            "invalid UTF-8 (OpenAI's route)",
+            post(
+                openai,
+                json_type,
+                b"{\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}",
+            ),
+            "400",
+            "not valid JSON",
+        ),
+        (
+            "a form instead of JSON",
+            post(
+                seed,
+                "Content-Type: application/x-www-form-urlencoded\r\n",
+                b"message=hi",
+            ),
+            "400",
+            "not valid JSON",
+        ),
+        (
+            "multipart instead of JSON",
+            post(
+                seed,
+                "Content-Type: multipart/form-data; boundary=b\r\n",
+                b"--b\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nhi\r\n--b--\r\n",
+            ),
+            "400",
+            "not valid JSON",
+        ),
+        (
+            "UTF-16 JSON",
+            post(
+                seed,
+                "Content-Type: application/json; charset=utf-16\r\n",
+                &"{\"message\":\"hi\"}"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .collect::<Vec<_>>(),
+            ),
+            "400",
+            "not valid JSON",
+        ),
+    ];
+    for (what, request, status_code, words) in cases {
+        let res = raw_or_cut(gw.addr, &request).await;
+        assert_eq!(status(&res), status_code, "{what}: {res}");
+        let error = error_of(&res);
+        assert!(error.contains(words), "{what}: {error}");
+        assert!(
+            res.to_ascii_lowercase().contains("x-protogate-request-id"),
+            "{what}: logged like any request: {res}"
+        );
+    }
+    // Each refusal is in the log with its status and reason.
+    let records = gw.log.recent();
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r.status == 413 || r.status == 400)
+        .collect();
+    assert_eq!(refused.len(), 9, "{records:#?}");
+    assert!(refused.iter().all(|r| r.error.is_some()), "{refused:#?}");
+
+    // Deep nesting where a field is ignored is skipped without recursion, and answered.
+    let res = raw_request(
+        gw.addr,
+        post(
+            seed,
+            json_type,
+            format!(r#"{{"message":"hi","extra":{}}}"#, deep(20_000)).as_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(status(&res), "200", "{}", &res[..res.len().min(300)]);
+
+    // A JSON body that is large but within the limit and well-formed is answered.
+    let history: Vec<Value> = (0..1500)
+        .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": "turn"}))
+        .collect();
+    let res = post_json(
+        &gw.url(seed),
+        None,
+        json!({"message": "last", "history": history}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(seed_text(&res.text().await.unwrap()).contains("last"));
+
+    // A flood of header lines, and one header larger than any real one: refused by the
+    // HTTP layer before any handler runs (431), or the connection cut.
+    let mut flood = String::from("GET /health HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..500 {
+        flood.push_str(&format!("X-Flood-{i}: {i}\r\n"));
+    }
+    flood.push_str("Connection: close\r\n\r\n");
+    let res = raw_or_cut(gw.addr, flood.as_bytes()).await;
+    assert!(
+        status(&res) == "431" || res.starts_with("cut:") || res.is_empty(),
+        "{res}"
+    );
+    let huge = format!(
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Huge: {}\r\nConnection: close\r\n\r\n",
+        "h".repeat(1024 * 1024)
+    );
+    let res = raw_or_cut(gw.addr, huge.as_bytes()).await;
+    assert!(
+        status(&res) == "431" || res.starts_with("cut:") || res.is_empty(),
+        "{}",
+        &res[..res.len().min(200)]
+    );
+
+    // The other client's stream came through whole, and the gateway serves on.
+    let body = other.await.unwrap();
+    assert!(seed_text(&body).contains("steady"), "{body}");
+    assert!(
+        body.ends_with("data: [DONE]\n\n") && !body.contains("\"error\""),
+        "{body}"
+    );
+    let ok = raw_request(
+        gw.addr,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&ok), "200", "{ok}");
+}

@@ -46,6 +46,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBytes<T> {
     }
 }
 
+/// serde_json's own recursion limit, which refuses deeper bodies before they can
+/// exhaust the stack.
+const MAX_DEPTH: usize = 128;
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::bad_request(
@@ -61,7 +65,14 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
+        // serde_json names this error only in its message.
+        let message = if inner.to_string().starts_with("recursion limit exceeded") {
+            format!(
+                "the request body is nested too deeply (more than {MAX_DEPTH} levels of \
+                 arrays and objects, at column {})",
+                inner.column()
+            )
+        } else if inner.is_syntax() || inner.is_eof() {
             format!("the request body is not valid JSON: {inner}")
         } else if path == "." {
             format!("invalid request body: {inner}")
@@ -94,5 +105,16 @@ mod tests {
         assert!(e.contains("not valid JSON"), "{e}");
         let e = parse::<SeedRequest>(b"").unwrap_err().to_string();
         assert!(e.contains("empty"), "{e}");
+        let deep = format!("{{\"x\": {}{}}}", "[".repeat(129), "]".repeat(129));
+        let e = parse::<serde_json::Value>(deep.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nested too deeply"), "{e}");
+        let shallow = format!(
+            "{{\"message\": \"hi\", \"x\": {}{}}}",
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert!(parse::<serde_json::Value>(shallow.as_bytes()).is_ok());
     }
 }

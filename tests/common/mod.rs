@@ -203,10 +203,10 @@ pub async fn post_json(url: &str, origin: Option<&str>, body: Value) -> reqwest:
 
 /// Sends bytes as they are, as a hostile client would (HTTP clients will not send an
 /// empty Host, or two), and reads the answer until the server closes.
-pub async fn raw_request(addr: SocketAddr, request: &str) -> String {
+pub async fn raw_request(addr: SocketAddr, request: impl AsRef<[u8]>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_ref()).await.unwrap();
     let mut out = Vec::new();
     stream.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
