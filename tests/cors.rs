@@ -375,3 +375,31 @@ async fn the_access_token_is_required_when_switched_on() {
         "a preflight carries no token and still passes"
     );
 }
+
+#[tokio::test]
+async fn a_request_without_origin_skips_cors_but_caches_still_tell_them_apart() {
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let client = reqwest::Client::new();
+    // A script or SDK: no Origin, so no CORS headers (nothing to allow), but `Vary`, so a
+    // browser cache never hands this answer to a cross-origin page's request.
+    let res = client.get(gw.url("/v1/models")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert!(
+        !h.keys().any(|k| k.as_str().starts_with("access-control-")),
+        "{h:?}"
+    );
+    assert!(h["vary"].to_str().unwrap().contains("origin"), "{h:?}");
+    // The same request from Framer's editor gets them.
+    let res = client
+        .get(gw.url("/v1/models"))
+        .header("origin", FRAMER_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], FRAMER_ORIGIN);
+    let exposed = h["access-control-expose-headers"].to_str().unwrap();
+    assert!(exposed.contains("x-protogate-request-id"), "{exposed}");
+    assert!(h["vary"].to_str().unwrap().contains("origin"), "{h:?}");
+}

@@ -58,7 +58,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     }
     // Parsed without tracking the path first: tracking costs on every request, and only
     // a refusal needs it.
-    if let Ok(value) = serde_json::from_slice(bytes) {
+    if let Ok(value) = crate::wire::json_from_bytes(bytes) {
         return Ok(value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -68,7 +68,7 @@ impl<S> Front<S> {
     }
 }
 
-impl<S> Service<Request> for Front<S>
+impl<S> Service<Request> for Front<Cors<S>>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
@@ -89,14 +89,28 @@ where
             let response = record.respond(guard::refuse(&req, error));
             return Box::pin(std::future::ready(Ok(response)));
         }
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            // What CORS answers depends on these request headers (see `cors_layer`).
-            response.headers_mut().append(header::VARY, CORS_VARY);
-            Ok(record.respond(response))
-        })
+        // CORS is for cross-origin requests, which browsers always send with an `Origin`
+        // (preflights included); SDKs, scripts and curl send none, and skip tower-http's
+        // work (2.9 k instructions per forwarded request, callgrind: a sixteenth of the
+        // gateway's own). `Vary` is still added below.
+        if req.method() != Method::OPTIONS && !req.headers().contains_key(header::ORIGIN) {
+            return respond(self.inner.get_mut().call(req), record);
+        }
+        respond(self.inner.call(req), record)
     }
+}
+
+fn respond<F>(answer: F, record: RequestRecord) -> BoxFuture
+where
+    F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
+    Box::pin(async move {
+        let mut response = answer.await?;
+        // What CORS answers depends on these request headers (see `cors_layer`); a cache
+        // must not give an answer to a request without `Origin` to one with it.
+        response.headers_mut().append(header::VARY, CORS_VARY);
+        Ok(record.respond(response))
+    })
 }
 
 /// Checks the access token (when one is required) and the rate limit. Preflights are

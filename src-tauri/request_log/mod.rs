@@ -131,7 +131,7 @@ impl RequestLog {
         if let Some(file) = &self.inner.file {
             LINE.with_borrow_mut(|line| {
                 line.clear();
-                if serde_json::to_writer(&mut *line, &record).is_ok() {
+                if record.write_json(line).is_ok() {
                     line.push(b'\n');
                     let _ = file.lock().expect("log file lock").write_all(line);
                 }

@@ -15,6 +15,19 @@ pub enum DecodeError {
     Upstream(String),
 }
 
+/// JSON from bytes, read as text once they are checked as UTF-8 as a whole: serde_json
+/// reading bytes checks each string on its own, a couple of dozen small checks per
+/// forwarded request (about 2 % of its instructions). Bytes that are not UTF-8 are read
+/// as bytes, for serde_json's own error with its position.
+pub(crate) fn json_from_bytes<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// A client's body (OpenAI's or Anthropic's), parsed.
 #[derive(Debug)]
 pub struct ClientRequest {

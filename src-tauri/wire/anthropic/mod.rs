@@ -227,7 +227,7 @@ pub fn error_message(body: &Value) -> Option<String> {
 /// Reads a non-streamed message, keeping it verbatim for pass-through.
 pub fn decode_message(body: Bytes) -> Result<Completion, DecodeError> {
     let v: Value =
-        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        super::json_from_bytes(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let text = v.get("content").and_then(blocks_text).unwrap_or_default();
     let tool_calls = v["content"]
         .as_array()

@@ -179,7 +179,7 @@ struct CompletionMessage<'a> {
 /// Reads a non-streamed completion body, keeping it verbatim for pass-through.
 pub fn decode_completion(body: Bytes) -> Result<Completion, DecodeError> {
     let malformed = |e: serde_json::Error| DecodeError::Malformed(e.to_string());
-    let wire: WireCompletion = serde_json::from_slice(&body).map_err(malformed)?;
+    let wire: WireCompletion = super::json_from_bytes(&body).map_err(malformed)?;
     let choice = wire.choices.into_iter().next();
     let finish = choice
         .as_ref()
