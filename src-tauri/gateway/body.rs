@@ -57,8 +57,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
         ));
     }
     // Parsed without tracking the path first: tracking costs on every request, and only
-    // a refusal needs it.
-    if let Ok(value) = crate::wire::json_from_bytes(bytes) {
+    // a refusal needs it. Read as text once checked as UTF-8 (see `json_from_bytes`);
+    // bytes that are not UTF-8 are left to the second reading for serde's own error, so
+    // each body type has two readers compiled, not three.
+    if let Ok(Ok(value)) = std::str::from_utf8(bytes).map(serde_json::from_str) {
         return Ok(value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -69,3 +69,23 @@ pub(crate) type At<'a> = &'a dyn Fn() -> String;
 fn field_err(field: &str, want: &str) -> crate::GatewayError {
     crate::GatewayError::bad_request(format!("invalid request body: `{field}` must be {want}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    #[test]
+    fn json_from_bytes_reads_as_serde_json_reads_bytes() {
+        for body in [
+            &b"{\"a\": [\"caf\xc3\xa9\", 1.5, null, {\"b\": \"\\u00e9\\n\"}]}"[..],
+            b"{\"a\": \"caf\xe9\"}",
+            b"{\"a\": 1} \xff",
+            b"{\"a\": ",
+            b"",
+        ] {
+            let ours = super::json_from_bytes::<Value>(body).map_err(|e| e.to_string());
+            let theirs = serde_json::from_slice::<Value>(body).map_err(|e| e.to_string());
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(body));
+        }
+    }
+}
