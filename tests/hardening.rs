@@ -444,7 +444,8 @@ async fn hostile_bodies_and_heads_get_clear_errors_while_others_are_served() {
         "providers": [{"id": "demo", "kind": "demo", "chunk_delay_ms": 25}],
     })))
     .await;
-    // Another client's answer streams the whole time, and must arrive whole.
+    // Meanwhile another client's answer streams (for about a second), and must arrive
+    // whole.
     let stream_url = gw.url("/api/ai-gateway/stream");
     let other = tokio::spawn(async move {
         let res = post_json(&stream_url, None, json!({"message": "steady"})).await;

@@ -100,6 +100,7 @@ where
     }
 }
 
+/// The answer of the services inside, with `Vary` added and the record completed.
 fn respond<F>(answer: F, record: RequestRecord) -> BoxFuture
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,

@@ -63,9 +63,7 @@ impl Record {
         let (origin, tail) = rest.split_once('`')?;
         tail.starts_with(" is not allowed").then_some(origin)
     }
-}
 
-impl Record {
     /// The record's JSON, as `serde_json::to_writer` writes it, with the keys written as
     /// they are: serde_json escapes each key anew, sixteen per record, a third of what
     /// the log line costs (callgrind). Every field is named below, so a new one does not
