@@ -178,6 +178,16 @@ async fn the_stream_cap_answers_429_beyond_it_and_recovers() {
     assert!(again.text().await.unwrap().contains("Hello"));
 }
 
+/// The gateway still answers `/health`.
+async fn assert_serves(addr: std::net::SocketAddr) {
+    let ok = raw_request(
+        addr,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&ok), "200", "{ok}");
+}
+
 fn status(response: &str) -> &str {
     response.split(' ').nth(1).unwrap_or("")
 }
@@ -266,12 +276,7 @@ async fn a_second_host_or_origin_header_is_refused() {
         "{two_origins}"
     );
     // And the gateway serves on.
-    let ok = raw_request(
-        gw.addr,
-        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status(&ok), "200", "{ok}");
+    assert_serves(gw.addr).await;
 }
 
 #[tokio::test]
@@ -633,10 +638,5 @@ async fn hostile_bodies_and_heads_get_clear_errors_while_others_are_served() {
         body.ends_with("data: [DONE]\n\n") && !body.contains("\"error\""),
         "{body}"
     );
-    let ok = raw_request(
-        gw.addr,
-        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status(&ok), "200", "{ok}");
+    assert_serves(gw.addr).await;
 }
