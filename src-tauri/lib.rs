@@ -11,6 +11,7 @@
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - `workers`: the threads connections are served on, one single-threaded runtime per
 //!   core, each with its own upstream connection pool.
+//! - `deadline`: the timeouts of a forwarded request, kept per worker.
 //! - [`request_log`]: one record per request, in memory and in daily JSON-lines files.
 //! - [`allocator`]: mimalloc as the binary's allocator.
 //! - [`controller`]: start, stop and restart the gateway, watch its state, change its
@@ -26,6 +27,7 @@ pub mod chat;
 pub mod chatkit;
 pub mod config;
 pub mod controller;
+mod deadline;
 pub mod error;
 pub mod gateway;
 pub mod providers;

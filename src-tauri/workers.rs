@@ -52,9 +52,13 @@ fn start_worker(index: usize) -> Handle {
         .name(format!("protogate-worker-{index}"))
         .spawn(move || {
             INDEX.with(|i| i.set(Some(index)));
+            crate::deadline::install();
             // Lives as long as the process: gateways come and go (settings, stop and
             // start), the threads stay, idle in epoll when nothing is served.
-            runtime.block_on(std::future::pending::<()>());
+            runtime.block_on(async {
+                tokio::spawn(crate::deadline::drive());
+                std::future::pending::<()>().await
+            });
         })
         .expect("the OS starts a worker thread");
     handle

@@ -35,7 +35,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBytes<T> {
         let limit = state.config.limits.max_body_bytes;
         // A body that trickles in holds a connection and a task: it gets the idle timeout.
         let after = state.config.limits.idle_timeout;
-        let bytes = tokio::time::timeout(after, axum::body::to_bytes(req.into_body(), limit))
+        let bytes = crate::deadline::timeout(after, axum::body::to_bytes(req.into_body(), limit))
             .await
             .map_err(|_| GatewayError::SlowBody { after }.response(shape))?
             .map_err(|_| GatewayError::TooLarge { limit }.response(shape))?;

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -27,6 +27,7 @@ use tower::{Service, ServiceExt};
 
 use super::conn::{ClientStall, DeadlineListener};
 use super::{router, AppState, Gateway};
+use crate::deadline::WorkerTimer;
 
 /// How long open requests may run on after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -103,14 +104,12 @@ async fn serve_with(
     // apart on every connection reads through a rewind buffer for its whole life
     // (about 1 % of a forwarded request's instructions, `scripts/bench/instructions.sh`).
     let mut plain = http1::Builder::new();
-    plain
-        .timer(TokioTimer::new())
-        .header_read_timeout(head_timeout);
+    plain.timer(WorkerTimer).header_read_timeout(head_timeout);
     // Over TLS, HTTP/2 when the browser offers it (ALPN).
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(WorkerTimer)
         .header_read_timeout(head_timeout);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

@@ -108,7 +108,7 @@ pub async fn send(
 ) -> Result<Response, ProviderError> {
     let first_byte = upstream.limits.first_byte_timeout;
     let sent = upstream.clients.send(target, request);
-    let response = match tokio::time::timeout(first_byte, sent).await {
+    let response = match crate::deadline::timeout(first_byte, sent).await {
         Err(_) => {
             return Err(ProviderError::FirstByteTimeout {
                 provider: provider.into(),
@@ -206,20 +206,21 @@ pub async fn read_body<T>(
 ) -> Result<T, ProviderError> {
     let deadline = upstream.limits.idle_timeout;
     let body = response.into_body();
-    let body = match tokio::time::timeout(deadline, axum::body::to_bytes(body, usize::MAX)).await {
-        Err(_) => {
-            return Err(ProviderError::IdleTimeout {
-                provider: provider.into(),
-                after: deadline,
-            })
-        }
-        Ok(Err(_)) => {
-            return Err(ProviderError::Cut {
-                provider: provider.into(),
-            })
-        }
-        Ok(Ok(body)) => body,
-    };
+    let body =
+        match crate::deadline::timeout(deadline, axum::body::to_bytes(body, usize::MAX)).await {
+            Err(_) => {
+                return Err(ProviderError::IdleTimeout {
+                    provider: provider.into(),
+                    after: deadline,
+                })
+            }
+            Ok(Err(_)) => {
+                return Err(ProviderError::Cut {
+                    provider: provider.into(),
+                })
+            }
+            Ok(Ok(body)) => body,
+        };
     decode(body).map_err(|e| match e {
         DecodeError::Malformed(message) | DecodeError::Upstream(message) => ProviderError::Decode {
             provider: provider.into(),
