@@ -35,8 +35,8 @@ thread_local! {
 
 static QUEUES: AtomicU64 = AtomicU64::new(0);
 
-/// Deadlines further off than this are left to the runtime's timer: none of the gateway's
-/// are, and the watcher need not think about instants near the end of time.
+/// Deadlines further off than this (a timeout set to years in the settings) are left to
+/// the runtime's timer, so the watcher never sleeps toward the end of time.
 const QUEUE_SPAN: Duration = Duration::from_secs(365 * 86_400);
 
 struct Queue {
@@ -127,11 +127,10 @@ pub struct Deadline {
 enum State {
     /// Not waited for yet.
     Idle,
-    /// In the queue numbered `queue`, to wake `waker`.
+    /// In slot `key` of the queue numbered `queue`.
     Queued {
         queue: u64,
         key: usize,
-        waker: Waker,
     },
     /// Off the workers, or polled on another thread than the one it was queued on.
     Runtime(Pin<Box<tokio::time::Sleep>>),
@@ -154,23 +153,6 @@ impl Deadline {
                 .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400)),
         )
     }
-
-    /// Takes this deadline out of its queue, if it is in this thread's. Only while the
-    /// deadline is still ahead: once it has passed, the driver may have taken the entry
-    /// already and given its key to another.
-    fn dequeue(&mut self, now: Instant) {
-        if let State::Queued { queue, key, .. } = &self.state {
-            if now < self.when {
-                let _ = QUEUE.try_with(|q| {
-                    if let Ok(mut q) = q.try_borrow_mut() {
-                        if let Some(q) = q.as_mut().filter(|q| q.id == *queue) {
-                            q.slots.try_remove(*key);
-                        }
-                    }
-                });
-            }
-        }
-    }
 }
 
 impl Future for Deadline {
@@ -181,22 +163,33 @@ impl Future for Deadline {
         match &mut this.state {
             State::Passed => return Poll::Ready(()),
             State::Runtime(sleep) => return sleep.as_mut().poll(cx),
-            State::Queued { waker, .. } if waker.will_wake(cx.waker()) => {
-                // Polled again by the same task: woken early, or by something else.
-                if Instant::now() < this.when {
-                    return Poll::Pending;
-                }
-            }
             State::Queued { .. } | State::Idle => {}
         }
         let now = Instant::now();
         if now >= this.when {
+            // A slot still queued is due: the watcher takes it out.
             this.state = State::Passed;
             return Poll::Ready(());
         }
-        // Queued for another task, or not at all: (re)queue for this one. The queue's
-        // wheel spans about two years; a later deadline is left to the runtime's timer.
-        this.dequeue(now);
+        if let State::Queued { queue, key } = this.state {
+            // Polled again (woken early, or moved to another task): the slot stays, with
+            // this task's waker. Ahead of its time, the slot is still this deadline's.
+            let kept = QUEUE.try_with(|q| {
+                let mut q = q.try_borrow_mut().ok()?;
+                let q = q.as_mut().filter(|q| q.id == queue)?;
+                let (_, waker) = q.slots.get_mut(key)?;
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+                Some(())
+            });
+            if let Ok(Some(())) = kept {
+                return Poll::Pending;
+            }
+            // Queued on another thread: that slot wakes a task no longer waiting on it,
+            // once, when it is due.
+        }
+        // Into this thread's queue, unless the deadline is further off than `QUEUE_SPAN`.
         let near = this.when - now < QUEUE_SPAN;
         let queued = QUEUE
             .try_with(|q| {
@@ -210,11 +203,7 @@ impl Future for Deadline {
             .ok()
             .flatten();
         this.state = match queued {
-            Some((queue, key)) => State::Queued {
-                queue,
-                key,
-                waker: cx.waker().clone(),
-            },
+            Some((queue, key)) => State::Queued { queue, key },
             None => {
                 let mut sleep = Box::pin(tokio::time::sleep_until(this.when.into()));
                 if sleep.as_mut().poll(cx).is_ready() {
@@ -229,9 +218,20 @@ impl Future for Deadline {
 }
 
 impl Drop for Deadline {
+    /// Takes the slot out, while the deadline is still ahead: once it has passed, the
+    /// watcher may have taken the slot already and given its key to another deadline.
     fn drop(&mut self) {
-        if matches!(self.state, State::Queued { .. }) {
-            self.dequeue(Instant::now());
+        let State::Queued { queue, key } = self.state else {
+            return;
+        };
+        if Instant::now() < self.when {
+            let _ = QUEUE.try_with(|q| {
+                if let Ok(mut q) = q.try_borrow_mut() {
+                    if let Some(q) = q.as_mut().filter(|q| q.id == queue) {
+                        q.slots.try_remove(key);
+                    }
+                }
+            });
         }
     }
 }
@@ -362,6 +362,31 @@ mod tests {
                 .unwrap();
             assert_eq!(queued(), 0);
         });
+    }
+
+    #[test]
+    fn a_deadline_moved_to_another_worker_is_queued_there() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        on_a_worker(async move {
+            let mut deadline = Box::pin(Deadline::after(Duration::from_millis(30)));
+            {
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(deadline.as_mut().poll(&mut cx).is_pending());
+            }
+            assert_eq!(queued(), 1);
+            tx.send(deadline).unwrap();
+        });
+        std::thread::spawn(move || {
+            let deadline = rx.recv().unwrap();
+            on_a_worker(async move {
+                tokio::time::timeout(Duration::from_secs(5), deadline)
+                    .await
+                    .expect("woken on the thread it moved to");
+                assert_eq!(queued(), 0);
+            });
+        })
+        .join()
+        .unwrap();
     }
 
     #[tokio::test]
