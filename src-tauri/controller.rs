@@ -167,6 +167,13 @@ impl Controller {
         self.inner.raw.lock().expect("settings lock").clone()
     }
 
+    /// The running gateway's providers, whose queues are the live ones (how many wait);
+    /// `None` when stopped, or while it is starting or stopping.
+    pub fn live_providers(&self) -> Option<crate::providers::Registry> {
+        let running = self.inner.running.try_lock().ok()?;
+        Some(running.as_ref()?.live.state().providers.clone())
+    }
+
     /// The settings, checked.
     pub fn config(&self) -> Config {
         let source = self.inner.settings_path.display().to_string();
@@ -300,7 +307,8 @@ impl Controller {
             return self.state();
         };
         if (config.host, config.port) == (before.host, before.port) {
-            current.live.replace(self.app_state(config));
+            let state = self.app_state(config).keeping_queues(&current.live.state());
+            current.live.replace(state);
             return self.state();
         }
         drop(running);

@@ -148,10 +148,26 @@ pub enum GatewayError {
     SlowBody { after: std::time::Duration },
     #[error("too many requests from this origin; try again in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// Over a provider's own budget (`providers[].limits`): its queue was full, or the
+    /// request waited there past the queue timeout. Names the provider and its limit.
+    #[error("{provider}'s limit of {limit}: {why}; try again in {retry_after_s} s")]
+    ProviderLimited {
+        provider: String,
+        /// "100 requests per minute".
+        limit: String,
+        /// "waited 30 s in the queue".
+        why: String,
+        retry_after_s: u64,
+    },
     #[error("too many answers are streaming at once (limit {limit}); try again shortly")]
     Busy { limit: usize },
     #[error("no route {0}")]
     NotFound(String),
+    /// Something the request names (a conversation, an upload) does not exist for it.
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
 }
@@ -200,10 +216,11 @@ impl GatewayError {
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::RateLimited { .. } | GatewayError::Busy { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::RateLimited { .. }
+            | GatewayError::ProviderLimited { .. }
+            | GatewayError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::NotFound(_) | GatewayError::Missing(_) => StatusCode::NOT_FOUND,
+            GatewayError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::Provider(e) => e.status(),
         }
     }
@@ -213,6 +230,12 @@ impl GatewayError {
             GatewayError::BadRequest { details, .. } => details.clone(),
             GatewayError::TooLarge { limit } => json!({"limit_bytes": limit}),
             GatewayError::RateLimited { retry_after_s } => json!({"retry_after_s": retry_after_s}),
+            GatewayError::ProviderLimited {
+                provider,
+                limit,
+                retry_after_s,
+                ..
+            } => json!({"provider": provider, "limit": limit, "retry_after_s": retry_after_s}),
             GatewayError::Provider(e) => e.details(),
             _ => Value::Null,
         }
@@ -221,7 +244,9 @@ impl GatewayError {
     /// The error `type` both OpenAI's and Anthropic's formats carry.
     pub fn error_type(&self) -> &'static str {
         match self.status() {
-            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
+            StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => "invalid_request_error",
             StatusCode::NOT_FOUND => "not_found_error",
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
@@ -250,7 +275,8 @@ impl GatewayError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match &self {
-            GatewayError::RateLimited { retry_after_s } => {
+            GatewayError::RateLimited { retry_after_s }
+            | GatewayError::ProviderLimited { retry_after_s, .. } => {
                 Some(HeaderValue::from(retry_after_s.max(&1).to_owned()))
             }
             GatewayError::Busy { .. } => Some(HeaderValue::from_static("1")),
@@ -319,5 +345,18 @@ mod tests {
     fn rate_limit_carries_retry_after() {
         let response = GatewayError::RateLimited { retry_after_s: 7 }.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let limited = GatewayError::ProviderLimited {
+            provider: "openai".into(),
+            limit: "100 requests per minute".into(),
+            why: "waited 30 s in the queue".into(),
+            retry_after_s: 2,
+        };
+        assert_eq!(
+            limited.to_string(),
+            "openai's limit of 100 requests per minute: waited 30 s in the queue; try again in 2 s"
+        );
+        let response = limited.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

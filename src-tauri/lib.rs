@@ -7,6 +7,7 @@
 //! - [`chat`]: the gateway's own chat model that every format translates through.
 //! - [`wire`]: client and provider wire formats (the seed contract, OpenAI, Anthropic).
 //! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
+//! - [`chat_api`]: the wiring spec's `/api/chat` routes, conversations, uploads, agents.
 //! - [`chatkit`]: OpenAI's ChatKit UI served on `/api/chatkit`, threads kept per origin.
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - `workers`: the threads connections are served on, one single-threaded runtime per
@@ -24,6 +25,7 @@
 
 pub mod allocator;
 pub mod chat;
+pub mod chat_api;
 pub mod chatkit;
 pub mod config;
 pub mod controller;

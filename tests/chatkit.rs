@@ -82,7 +82,7 @@ async fn a_chatkit_session_is_what_the_openai_sdk_accepts_and_emits() {
         "the thread's history is not in the upstream call: {body}"
     );
     // Anything but an image is refused with the reason.
-    assert_eq!(seen["pdf_upload"]["status"], 400);
+    assert_eq!(seen["pdf_upload"]["status"], 415);
     let why = seen["pdf_upload"]["body"].as_str().unwrap();
     assert!(
         why.contains("application/pdf") && why.contains("images"),

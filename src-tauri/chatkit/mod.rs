@@ -12,6 +12,8 @@ mod turn;
 pub mod types;
 mod upload;
 
+pub use turn::{chat_request, image_part};
+pub(crate) use upload::read_upload;
 pub use upload::upload;
 
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use types::{
 };
 
 /// Where a request without an `Origin` (a script, `curl`) keeps its threads.
-const NO_ORIGIN: &str = "(no origin)";
+pub(crate) const NO_ORIGIN: &str = "(no origin)";
 
 /// The threads of the gateway's settings: opened on first use, shared by every state
 /// built from the same settings directory.
@@ -239,6 +241,6 @@ fn bare(meta: ThreadMetadata) -> types::Thread {
 
 impl From<StoreError> for GatewayError {
     fn from(e: StoreError) -> Self {
-        GatewayError::NotFound(e.to_string())
+        GatewayError::Missing(e.to_string())
     }
 }

@@ -13,7 +13,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::store::{self, Store, StoredThread};
 use super::types::{
-    AssistantMessageItem, Event, ItemUpdate, OutputText, StreamOptions, ThreadItem, UserMessageItem,
+    AssistantMessageItem, Event, ImageAttachment, ItemUpdate, OutputText, StreamOptions,
+    ThreadItem, UserMessageItem,
 };
 use crate::chat::{ChatEvent, ChatRequest, ImageSource, Message, Part, Role};
 use crate::error::GatewayError;
@@ -71,6 +72,12 @@ pub fn answer(turn: Turn) -> Response {
                 return;
             }
         };
+        if let Err(e) = provider.wait_turn(&record).await {
+            let message = e.to_string();
+            record.set_error(message.clone());
+            yield Event::error(message, true);
+            return;
+        }
         let mut frames = match provider.stream(chat).await {
             Ok(frames) => frames,
             Err(e) => {
@@ -207,13 +214,7 @@ pub fn chat_request(thread: &StoredThread, model: String) -> ChatRequest {
         .map(|item| match item {
             ThreadItem::UserMessage(m) => {
                 let mut parts = vec![Part::Text(m.text())];
-                parts.extend(m.attachments.iter().filter_map(|a| {
-                    let (head, data) = a.preview_url.strip_prefix("data:")?.split_once(',')?;
-                    Some(Part::Image(ImageSource::Base64 {
-                        media_type: head.strip_suffix(";base64")?.to_string(),
-                        data: data.to_string(),
-                    }))
-                }));
+                parts.extend(m.attachments.iter().filter_map(image_part));
                 Message {
                     role: Role::User,
                     parts,
@@ -233,6 +234,15 @@ pub fn chat_request(thread: &StoredThread, model: String) -> ChatRequest {
         messages,
         ..Default::default()
     }
+}
+
+/// An upload's `data:` URL as the model's image input.
+pub fn image_part(upload: &ImageAttachment) -> Option<Part> {
+    let (head, data) = upload.preview_url.strip_prefix("data:")?.split_once(',')?;
+    Some(Part::Image(ImageSource::Base64 {
+        media_type: head.strip_suffix(";base64")?.to_string(),
+        data: data.to_string(),
+    }))
 }
 
 /// The first words of `text`, at most [`TITLE_CHARS`] characters, cut at a word.

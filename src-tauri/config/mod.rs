@@ -5,6 +5,7 @@
 mod asap;
 mod origin;
 mod provider;
+mod provider_limits;
 mod raw;
 
 use std::fmt;
@@ -15,9 +16,11 @@ use std::time::Duration;
 pub use asap::AsapSettings;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
+pub use provider_limits::{ProviderLimits, RatePer};
 pub use raw::{
     AsapSection, Audience, ChatKitSection, CorsSection, HttpsSection, LimitsSection, LogSection,
-    ProviderKind, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT, DEFAULT_ORIGINS, DEFAULT_PORT,
+    ProviderKind, ProviderLimitsSection, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT,
+    DEFAULT_ORIGINS, DEFAULT_PORT,
 };
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.

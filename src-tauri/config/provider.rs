@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::asap::AsapSettings;
+use super::provider_limits::ProviderLimits;
 use super::raw::{ProviderKind, ProviderSection, DEMO_MODEL};
 use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 
@@ -54,6 +55,8 @@ pub struct ProviderConfig {
     pub key: KeyUse,
     /// Pace of the demo provider's stream.
     pub chunk_delay: Duration,
+    /// The provider's own budget, over which requests queue; `None`: no limit.
+    pub limits: Option<ProviderLimits>,
 }
 
 impl ProviderConfig {
@@ -122,6 +125,7 @@ impl ProviderConfig {
             (_, Some(_)) => return err("asap", "applies only to kind \"asap-gateway\"".into()),
             (_, None) => None,
         };
+        let limits = p.limits.map(ProviderLimits::from_section).transpose()?;
         Ok(ProviderConfig {
             id: p.id,
             kind: p.kind,
@@ -132,6 +136,7 @@ impl ProviderConfig {
             asap,
             key,
             chunk_delay: Duration::from_millis(p.chunk_delay_ms),
+            limits,
         })
     }
 }

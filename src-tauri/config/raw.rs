@@ -119,6 +119,27 @@ pub struct ProviderSection {
         skip_serializing_if = "is_default_chunk_delay"
     )]
     pub chunk_delay_ms: u64,
+    /// The provider's own budget (its plan's requests per minute or hour): over it, a
+    /// request waits its turn in a queue. None: no limit but the per-origin one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ProviderLimitsSection>,
+}
+
+/// A provider's `limits`, as written; checked in `config/provider_limits.rs`. Fields left
+/// out stay out when the file is written again, so defaults can improve later.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderLimitsSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_hour: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<usize>,
 }
 
 /// ASAP token settings (<https://s2sauth.bitbucket.io/spec/>); the private key itself is
@@ -218,6 +239,7 @@ impl Default for RawConfig {
                 asap: None,
                 needs_key: None,
                 chunk_delay_ms: default_chunk_delay_ms(),
+                limits: None,
             }],
             cors: CorsSection::default(),
             allowed_hosts: vec![],

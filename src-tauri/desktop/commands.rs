@@ -170,6 +170,10 @@ struct ProviderView {
     is_default: bool,
     key_state: String,
     last_error: Option<String>,
+    /// The provider's own limit ("100 requests per minute, burst 200"), when it has one.
+    limit: Option<String>,
+    /// Requests waiting for their turn under that limit now.
+    waiting: usize,
 }
 
 fn registry(controller: &Controller) -> Registry {
@@ -182,7 +186,11 @@ fn registry(controller: &Controller) -> Registry {
 async fn providers_list(controller: State<'_, Controller>) -> Answer<Vec<ProviderView>> {
     let config = controller.config();
     let mut views = vec![];
-    for p in registry(&controller).all() {
+    // The running gateway's providers, so the queue counts are the live ones.
+    let providers = controller
+        .live_providers()
+        .unwrap_or_else(|| registry(&controller));
+    for p in providers.all() {
         let c = p.config();
         let last_error = controller
             .log()
@@ -200,6 +208,10 @@ async fn providers_list(controller: State<'_, Controller>) -> Answer<Vec<Provide
             is_default: c.id == config.default_provider,
             key_state: p.key_state(controller.secrets()).await,
             last_error,
+            limit: p
+                .queue()
+                .map(|q| format!("{}, burst {}", q.limits(), q.limits().burst)),
+            waiting: p.queue().map_or(0, |q| q.waiting()),
         });
     }
     Ok(views)

@@ -149,7 +149,8 @@ where
             let inner = std::mem::replace(&mut self.inner, ready);
             let state = self.state.clone();
             return Box::pin(async move {
-                let refusal = guard::token_refusal(&state, req.method(), req.headers()).await;
+                let refusal =
+                    guard::token_refusal(&state, req.method(), req.uri(), req.headers()).await;
                 if let Some(error) = refusal.or_else(|| guard::limit_refusal(&state, &req)) {
                     return Ok(guard::refuse(&req, error));
                 }

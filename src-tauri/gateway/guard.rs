@@ -4,7 +4,7 @@
 //! answers but never refuses; refusing is done here.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::Response;
 use secrecy::ExposeSecret;
 
@@ -56,10 +56,12 @@ pub(super) fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayE
 }
 
 /// With `require_access_token`, every request but a preflight carries the token from
-/// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
+/// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`. A WebSocket
+/// upgrade may carry it in the URL or as a subprotocol instead (see [`upgrade_tokens`]).
 pub(super) async fn token_refusal(
     state: &AppState,
     method: &Method,
+    uri: &Uri,
     headers: &HeaderMap,
 ) -> Option<GatewayError> {
     if !state.config.require_access_token || method == Method::OPTIONS {
@@ -78,16 +80,59 @@ pub(super) async fn token_refusal(
             )))
         }
     };
-    match presented_token(headers) {
-        Some(given) if constant_time_eq(given.as_bytes(), expected.expose_secret().as_bytes()) => {
-            None
+    let expected = expected.expose_secret().as_bytes();
+    if is_websocket_upgrade(headers) {
+        let mut given = presented_token(headers)
+            .into_iter()
+            .chain(upgrade_tokens(uri, headers))
+            .peekable();
+        if given.peek().is_none() {
+            return Some(GatewayError::Unauthorized(
+                "access token missing: a WebSocket sends it as `?token=<token>` in the URL or \
+                 as a subprotocol, `new WebSocket(url, [\"protogate\", token])`"
+                    .into(),
+            ));
         }
+        // Every value is compared: one of them is the token, the others are protocol names.
+        let matched = given.fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), expected));
+        return (!matched).then(|| GatewayError::Unauthorized("access token is wrong".into()));
+    }
+    match presented_token(headers) {
+        Some(given) if constant_time_eq(given.as_bytes(), expected) => None,
         Some(_) => Some(GatewayError::Unauthorized("access token is wrong".into())),
         None => Some(GatewayError::Unauthorized(
             "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`"
                 .into(),
         )),
     }
+}
+
+/// A browser cannot set headers on a WebSocket, so its upgrade request may carry the
+/// token as `?token=` (never written to the request log, which records the path alone)
+/// or as one of its `Sec-WebSocket-Protocol` values (the route then answers with the
+/// `protogate` protocol, never with the token). Only upgrades are read this way: a URL
+/// token on a plain request would end up in browser history and proxy logs for nothing.
+fn upgrade_tokens<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> impl Iterator<Item = &'a str> {
+    let query = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("token="));
+    let protocols = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != super::ws::PROTOCOL);
+    query.chain(protocols)
+}
+
+/// `Upgrade: websocket` (HTTP/1.1's handshake; RFC 6455 §4.1).
+pub(super) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
@@ -118,6 +163,12 @@ pub(super) fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayEr
     let key = origin.map_or_else(String::new, |o| {
         String::from_utf8_lossy(o.as_bytes()).into_owned()
     });
+    origin_limit(state, key)
+}
+
+/// One request of `origin` (empty for none) against its budget: what each chat on a
+/// WebSocket costs, as a request does.
+pub(super) fn origin_limit(state: &AppState, key: String) -> Option<GatewayError> {
     let checked = state.limiter.check_key(&key);
     state.sweep_idle_limits();
     let not_until = checked.err()?;

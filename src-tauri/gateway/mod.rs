@@ -10,6 +10,9 @@ mod routes;
 mod server;
 mod sse;
 mod state;
+mod ws;
+mod ws_chat;
+mod ws_responses;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -122,7 +125,11 @@ pub fn router(state: AppState) -> Gateway {
         .route("/api/ai-gateway/stream", post(routes::chat_stream))
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
-        .route("/v1/responses", post(routes::responses_create))
+        .route(
+            "/v1/responses",
+            post(routes::responses_create).get(ws_responses::responses_socket),
+        )
+        .route("/ws/chat", get(ws_chat::chat_socket))
         .route("/v1/models", get(routes::models_list))
         .route("/api/chatkit", post(crate::chatkit::handle))
         .route(
@@ -132,6 +139,22 @@ pub fn router(state: AppState) -> Gateway {
                 state.config.chatkit.max_upload_bytes + 16 * 1024,
             )),
         )
+        .route("/api/chat", post(crate::chat_api::chat))
+        .route(
+            "/api/chat/stream",
+            post(crate::chat_api::chat_stream_post).get(crate::chat_api::chat_stream_get),
+        )
+        .route(
+            "/api/conversations/{id}",
+            get(crate::chat_api::conversation_get).delete(crate::chat_api::conversation_delete),
+        )
+        .route(
+            "/api/upload",
+            post(crate::chat_api::upload).layer(DefaultBodyLimit::max(
+                state.config.chatkit.max_upload_bytes + 16 * 1024,
+            )),
+        )
+        .route("/api/agents", get(crate::chat_api::agents))
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
         .fallback(routes::not_found)
@@ -147,7 +170,7 @@ pub fn router(state: AppState) -> Gateway {
 fn cors_layer() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         // The SDKs send many headers of their own (x-stainless-*, anthropic-version):
         // mirroring what the browser asks for is safe without credentials.
         .allow_headers(AllowHeaders::mirror_request())

@@ -31,18 +31,18 @@ impl AppState {
 }
 
 /// A request routed to its provider, ready to send.
-struct Routed<'a> {
-    provider: &'a Provider,
-    chat: ChatRequest,
+pub(super) struct Routed<'a> {
+    pub provider: &'a Provider,
+    pub chat: ChatRequest,
     /// The provider speaks the client's format: its events and bodies pass through.
-    passthrough: bool,
+    pub passthrough: bool,
     /// `provider-id/model`, as the client sees the model.
-    client_model: String,
+    pub client_model: String,
 }
 
 /// Picks the provider, and keeps the client's own body when the provider speaks its
 /// format, so fields Protogate does not model (tools, metadata) still reach the upstream.
-fn route<'a>(
+pub(super) fn route<'a>(
     state: &'a AppState,
     record: &RecordHandle,
     provider: Option<&str>,
@@ -99,6 +99,7 @@ pub async fn chat_stream(
         chat,
         None,
     )?;
+    routed.provider.wait_turn(&record).await?;
     let permit = state.stream_permit()?;
     let frames = routed.provider.stream(routed.chat).await?;
     Ok(sse::response(frames, SeedEncoder, record, permit).await)
@@ -208,6 +209,7 @@ async fn answer<F: ClientFormat>(state: AppState, record: RecordHandle, body: Na
         let native = F::native(body);
         let model = parsed.model.as_deref();
         let r = route(&state, &record, None, model, parsed.chat, native)?;
+        r.provider.wait_turn(&record).await?;
         if parsed.stream {
             let permit = state.stream_permit()?;
             let encoder = F::encoder(r.client_model, &r.chat, r.passthrough);

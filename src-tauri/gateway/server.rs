@@ -112,27 +112,41 @@ async fn serve_with(
         .timer(WorkerTimer)
         .header_read_timeout(head_timeout);
     let graceful = GracefulShutdown::new();
+    // Plain connections are drained by hand, see below.
+    let draining = tokio_util::sync::CancellationToken::new();
+    // WebSockets leave hyper's connection once upgraded: they watch this instead.
+    let stopping = super::ws::Stopping::default();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let service = PerConnection::new(live.clone(), accepted.stall());
+                let service = PerConnection::new(live.clone(), accepted.stall(), stopping.clone());
                 let (builder, plain) = (builder.clone(), plain.clone());
-                let (watcher, tls) = (graceful.watcher(), tls.clone());
+                let (watcher, tls, draining) = (graceful.watcher(), tls.clone(), draining.clone());
                 connections.spawn_on(async move {
                     let io = match accepted.into_stream() {
                         Ok(io) => io,
                         Err(e) => return tracing::debug!("an accepted connection was lost: {e}"),
                     };
                     let Some(tls) = tls else {
-                        let connection = plain.serve_connection(TokioIo::new(io), service);
-                        let _ = watcher.watch(connection).await;
+                        // With upgrades (`/ws/chat`, `/v1/responses`), which hyper-util's
+                        // watcher cannot take (no `GracefulConnection` for hyper's
+                        // `UpgradeableConnection`): drained by hand, the watcher held until
+                        // the connection ends so that `graceful.shutdown()` still waits.
+                        let connection = plain.serve_connection(TokioIo::new(io), service).with_upgrades();
+                        let mut connection = std::pin::pin!(connection);
+                        tokio::select! {
+                            _ = connection.as_mut() => return,
+                            _ = draining.cancelled() => connection.as_mut().graceful_shutdown(),
+                        }
+                        let _ = connection.await;
+                        drop(watcher);
                         return;
                     };
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io)).await {
                         Ok(Ok(stream)) => {
-                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                             let _ = watcher.watch(connection.into_owned()).await;
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake refused: {e}"),
@@ -145,10 +159,12 @@ async fn serve_with(
         }
     }
     drop(listener);
+    draining.cancel();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN) => {}
     }
+    stopping.stop();
     connections.shutdown().await;
     Ok(())
 }
@@ -158,16 +174,18 @@ async fn serve_with(
 struct PerConnection {
     live: LiveRouter,
     stall: ClientStall,
+    stopping: super::ws::Stopping,
     current: RefCell<(Arc<Live>, Gateway)>,
 }
 
 impl PerConnection {
-    fn new(live: LiveRouter, stall: ClientStall) -> Self {
+    fn new(live: LiveRouter, stall: ClientStall, stopping: super::ws::Stopping) -> Self {
         let now = live.0.load_full();
         let gateway = now.gateway.for_connection(stall.clone());
         PerConnection {
             live,
             stall,
+            stopping,
             current: RefCell::new((now, gateway)),
         }
     }
@@ -181,7 +199,10 @@ impl hyper::service::Service<hyper::Request<Incoming>> for PerConnection {
     type Future = ResponseFuture;
 
     fn call(&self, request: hyper::Request<Incoming>) -> ResponseFuture {
-        let request = request.map(Body::new);
+        let mut request = request.map(Body::new);
+        if request.headers().contains_key(hyper::header::UPGRADE) {
+            request.extensions_mut().insert(self.stopping.clone());
+        }
         let now = self.live.0.load();
         let mut current = self.current.borrow_mut();
         if !Arc::ptr_eq(&current.0, &now) {

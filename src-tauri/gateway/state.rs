@@ -32,6 +32,8 @@ pub struct Inner {
     pub started: Instant,
     /// ChatKit's threads, opened on the first ChatKit request.
     pub chatkit: OnceLock<Arc<crate::chatkit::store::Store>>,
+    /// `EventSource` answers a page can come back to.
+    pub replays: crate::chat_api::Replays,
 }
 
 impl AppState {
@@ -53,7 +55,19 @@ impl AppState {
             streams,
             started: Instant::now(),
             chatkit: OnceLock::new(),
+            replays: Default::default(),
         }))
+    }
+}
+
+impl AppState {
+    /// This state with the provider queues of `previous`, the state it replaces, where
+    /// a provider's limits are unchanged: its budget and its waiting requests carry on.
+    pub fn keeping_queues(mut self, previous: &AppState) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.providers.keep_queues(&previous.providers);
+        }
+        self
     }
 }
 

@@ -11,6 +11,7 @@ mod client;
 mod demo;
 mod http;
 mod openai;
+mod queue;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use futures_util::Stream;
 
 use crate::chat::{ChatRequest, Completion, Frame};
 use crate::config::{Config, KeyUse, Limits, ProviderConfig, ProviderKind};
-use crate::error::ProviderError;
+use crate::error::{GatewayError, ProviderError};
+use crate::request_log::RecordHandle;
 use crate::secrets::{SecretStatus, SecretStore};
 
 pub use anthropic::AnthropicProvider;
@@ -27,6 +29,7 @@ pub use asap::{AsapError, AsapSigner};
 pub use asap_gateway::AsapGatewayProvider;
 pub use demo::DemoProvider;
 pub use openai::OpenAiProvider;
+pub use queue::ProviderQueue;
 
 pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProviderError>> + Send>>;
 
@@ -48,9 +51,17 @@ impl Upstream {
     }
 }
 
-/// A configured provider.
+/// A configured provider: how it is called, and its own budget when it has one.
 #[derive(Clone, Debug)]
-pub enum Provider {
+pub struct Provider {
+    backend: Backend,
+    /// `None` when the provider has no `limits`: nothing to wait for.
+    queue: Option<Arc<ProviderQueue>>,
+}
+
+/// The provider kinds, one file each.
+#[derive(Clone, Debug)]
+enum Backend {
     Demo(DemoProvider),
     OpenAi(OpenAiProvider),
     Anthropic(AnthropicProvider),
@@ -59,25 +70,48 @@ pub enum Provider {
 
 impl Provider {
     pub fn new(config: &ProviderConfig, upstream: &Upstream) -> Self {
-        match config.kind {
-            ProviderKind::Demo => Provider::Demo(DemoProvider::new(config)),
-            ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider::new(config, upstream.clone())),
+        let backend = match config.kind {
+            ProviderKind::Demo => Backend::Demo(DemoProvider::new(config)),
+            ProviderKind::OpenAi => Backend::OpenAi(OpenAiProvider::new(config, upstream.clone())),
             ProviderKind::Anthropic => {
-                Provider::Anthropic(AnthropicProvider::new(config, upstream.clone()))
+                Backend::Anthropic(AnthropicProvider::new(config, upstream.clone()))
             }
             ProviderKind::AsapGateway => {
-                Provider::AsapGateway(AsapGatewayProvider::new(config, upstream.clone()))
+                Backend::AsapGateway(AsapGatewayProvider::new(config, upstream.clone()))
             }
-        }
+        };
+        let queue = config
+            .limits
+            .clone()
+            .map(|limits| Arc::new(ProviderQueue::new(&config.id, limits)));
+        Provider { backend, queue }
     }
 
     pub fn config(&self) -> &ProviderConfig {
-        match self {
-            Provider::Demo(p) => &p.config,
-            Provider::OpenAi(p) => &p.config,
-            Provider::Anthropic(p) => &p.config,
-            Provider::AsapGateway(p) => &p.config,
+        match &self.backend {
+            Backend::Demo(p) => &p.config,
+            Backend::OpenAi(p) => &p.config,
+            Backend::Anthropic(p) => &p.config,
+            Backend::AsapGateway(p) => &p.config,
         }
+    }
+
+    /// What every route awaits before it sends a request upstream: returns at once when
+    /// the provider has no `limits` (no allocation, no lock) or its budget has room;
+    /// otherwise waits in the provider's FIFO queue, or fails with a 429 that names the
+    /// provider and its limit (queue full, or no turn within `queue_timeout_ms`). A wait
+    /// is written on `record`. Dropping the future (the client went away) leaves the
+    /// queue and uses none of the budget.
+    pub async fn wait_turn(&self, record: &RecordHandle) -> Result<(), GatewayError> {
+        match &self.queue {
+            None => Ok(()),
+            Some(queue) => queue.wait_turn(record).await,
+        }
+    }
+
+    /// The provider's budget and its line, when it has `limits`.
+    pub fn queue(&self) -> Option<&ProviderQueue> {
+        self.queue.as_deref()
     }
 
     pub fn id(&self) -> &str {
@@ -126,21 +160,21 @@ impl Provider {
     /// Starts a streamed answer. Returns once the upstream has accepted the request, so
     /// errors up to that point can still be answered with a status code.
     pub async fn stream(&self, request: ChatRequest) -> Result<FrameStream, ProviderError> {
-        match self {
-            Provider::Demo(p) => Ok(p.stream(request)),
-            Provider::OpenAi(p) => p.stream(request).await,
-            Provider::Anthropic(p) => p.stream(request).await,
-            Provider::AsapGateway(p) => p.stream(request).await,
+        match &self.backend {
+            Backend::Demo(p) => Ok(p.stream(request)),
+            Backend::OpenAi(p) => p.stream(request).await,
+            Backend::Anthropic(p) => p.stream(request).await,
+            Backend::AsapGateway(p) => p.stream(request).await,
         }
     }
 
     /// A whole answer, for clients that did not ask to stream.
     pub async fn complete(&self, request: ChatRequest) -> Result<Completion, ProviderError> {
-        match self {
-            Provider::Demo(p) => Ok(p.complete(&request)),
-            Provider::OpenAi(p) => p.complete(request).await,
-            Provider::Anthropic(p) => p.complete(request).await,
-            Provider::AsapGateway(p) => p.complete(request).await,
+        match &self.backend {
+            Backend::Demo(p) => Ok(p.complete(&request)),
+            Backend::OpenAi(p) => p.complete(request).await,
+            Backend::Anthropic(p) => p.complete(request).await,
+            Backend::AsapGateway(p) => p.complete(request).await,
         }
     }
 }
@@ -163,6 +197,23 @@ impl Registry {
                     .collect(),
             ),
             default_id: config.default_provider.clone(),
+        }
+    }
+
+    /// Takes over `previous`'s queue for each provider whose id and limits are the same,
+    /// so a settings change (an origin approved, say) neither resets a provider's budget
+    /// nor splits its line in two. Only for a registry not yet shared.
+    pub fn keep_queues(&mut self, previous: &Registry) {
+        let Some(providers) = Arc::get_mut(&mut self.providers) else {
+            return;
+        };
+        for p in providers.iter_mut() {
+            let old = previous.get(p.id()).and_then(|old| old.queue.as_ref());
+            if let (Some(new), Some(old)) = (&p.queue, old) {
+                if new.limits() == old.limits() {
+                    p.queue = Some(old.clone());
+                }
+            }
         }
     }
 
@@ -252,6 +303,64 @@ mod tests {
         assert_eq!((p.id(), m.as_str()), ("openai", "gpt-4o-mini"));
         let (p, m) = r.route(None, Some("meta-llama/llama-3")).unwrap();
         assert_eq!((p.id(), m.as_str()), ("demo", "meta-llama/llama-3"));
+    }
+
+    #[test]
+    fn a_model_with_a_slash_routes_to_the_provider_named_first() {
+        let config = crate::config::parse(
+            r#"{"providers": [
+                {"id": "demo", "kind": "demo"},
+                {"id": "github", "kind": "openai", "base_url": "https://models.github.ai/inference", "default_model": "openai/gpt-4.1-mini"},
+                {"id": "huggingface", "kind": "openai", "base_url": "https://router.huggingface.co/v1", "default_model": "openai/gpt-oss-120b:fastest"}
+            ]}"#,
+            "test",
+        )
+        .unwrap();
+        let r = Registry::new(
+            &config,
+            &Upstream::new(config.limits.clone(), SecretStore::new()),
+        );
+        let (p, m) = r.route(None, Some("github/openai/gpt-4.1")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("github", "openai/gpt-4.1"));
+        let (p, m) = r.route(Some("github"), Some("openai/gpt-4.1")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("github", "openai/gpt-4.1"));
+        let (p, m) = r
+            .route(Some("github"), Some("github/openai/gpt-4.1"))
+            .unwrap();
+        assert_eq!((p.id(), m.as_str()), ("github", "openai/gpt-4.1"));
+        let (p, m) = r.route(None, Some("github/")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("github", "openai/gpt-4.1-mini"));
+        // Hugging Face's routing suffixes are part of the model name.
+        let (p, m) = r
+            .route(None, Some("huggingface/deepseek-ai/DeepSeek-R1:fastest"))
+            .unwrap();
+        assert_eq!(
+            (p.id(), m.as_str()),
+            ("huggingface", "deepseek-ai/DeepSeek-R1:fastest")
+        );
+        // A publisher that is not a provider id stays part of the model, for the default.
+        let (p, m) = r.route(None, Some("openai/gpt-4.1")).unwrap();
+        assert_eq!((p.id(), m.as_str()), ("demo", "openai/gpt-4.1"));
+    }
+
+    #[test]
+    fn only_a_provider_with_limits_has_a_queue() {
+        let config = crate::config::parse(
+            r#"{"providers": [
+                {"id": "demo", "kind": "demo"},
+                {"id": "openai", "kind": "openai", "base_url": "https://api.openai.com/v1", "default_model": "m", "limits": {"requests_per_minute": 100}}
+            ]}"#,
+            "test",
+        )
+        .unwrap();
+        let r = Registry::new(
+            &config,
+            &Upstream::new(config.limits.clone(), SecretStore::new()),
+        );
+        assert!(r.get("demo").unwrap().queue().is_none());
+        let queue = r.get("openai").unwrap().queue().unwrap();
+        assert_eq!(queue.limits().to_string(), "100 requests per minute");
+        assert_eq!(queue.limits().burst.get(), 200);
     }
 
     #[test]

@@ -33,24 +33,14 @@ pub(crate) struct RequestRecord {
 impl RequestRecord {
     /// Opens the record and hands it to the handlers (as an extension).
     pub(crate) fn open(log: &RequestLog, req: &mut Request, stall: Option<ClientStall>) -> Self {
-        // 48 random bits, as 12 hex digits: unique enough for one designer's log.
-        let id = format!("{:012x}", uuid::Uuid::new_v4().as_u128() >> 80);
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
+        // The path alone, never the query: a WebSocket may carry the token as `?token=`.
+        let id = new_id();
         let header = HeaderValue::from_str(&id).expect("hex digits are a header value");
-        let record = Record {
-            id,
-            time: time::OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            origin: req
-                .headers()
-                .get(header::ORIGIN)
-                .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
-            ..Record::default()
-        };
-        let handle = log.open(record);
-        handle.publish(LogEventKind::Started);
+        let handle = open_with_id(log, id, req.method().as_str(), req.uri().path(), origin);
         req.extensions_mut().insert(handle.clone());
         RequestRecord {
             handle,
@@ -85,6 +75,44 @@ impl RequestRecord {
         });
         response
     }
+}
+
+/// Opens a record that no HTTP response closes: each chat on a WebSocket is one. The
+/// caller pushes it when done (`log.push(handle.finish())`).
+pub(crate) fn open_record(
+    log: &RequestLog,
+    method: &str,
+    path: &str,
+    origin: Option<String>,
+) -> RecordHandle {
+    open_with_id(log, new_id(), method, path, origin)
+}
+
+/// 48 random bits, as 12 hex digits: unique enough for one designer's log.
+fn new_id() -> String {
+    format!("{:012x}", uuid::Uuid::new_v4().as_u128() >> 80)
+}
+
+fn open_with_id(
+    log: &RequestLog,
+    id: String,
+    method: &str,
+    path: &str,
+    origin: Option<String>,
+) -> RecordHandle {
+    let record = Record {
+        id,
+        time: time::OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+        method: method.to_string(),
+        path: path.to_string(),
+        origin,
+        ..Record::default()
+    };
+    let handle = log.open(record);
+    handle.publish(LogEventKind::Started);
+    handle
 }
 
 /// The response body, counted as it goes out. Pushes the record exactly once: when the

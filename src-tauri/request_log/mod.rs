@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
-pub(crate) use layer::RequestRecord;
 pub use layer::REQUEST_ID_HEADER;
+pub(crate) use layer::{open_record, RequestRecord};
 pub use record::{LogEvent, LogEventKind, Record, RecordHandle};
 
 const FILE_PREFIX: &str = "requests";

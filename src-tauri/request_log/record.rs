@@ -50,6 +50,16 @@ pub struct Record {
     /// The ChatKit thread a `/api/chatkit` request belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// Time spent waiting in the provider's queue (`providers[].limits`), when it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<f64>,
+    /// What happened on the way, in plain words: "waited 2.4 s for openai's limit".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The id a chat on a WebSocket goes by in its frames (`/ws/chat`'s `id`, a
+    /// response's id on `/v1/responses`), so the log and the client's frames match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
     /// Characters in `answer`, so each chunk need not count them again.
     #[serde(skip)]
     pub(crate) answer_chars: usize,
@@ -94,6 +104,9 @@ impl Record {
             prompt,
             answer,
             thread,
+            queued_ms,
+            note,
+            chat_id,
             answer_chars: _,
         } = self;
         field(out, b"{\"id\":", id)?;
@@ -113,6 +126,15 @@ impl Record {
         field(out, b",\"answer\":", answer)?;
         if let Some(thread) = thread {
             field(out, b",\"thread\":", thread)?;
+        }
+        if let Some(queued_ms) = queued_ms {
+            field(out, b",\"queued_ms\":", queued_ms)?;
+        }
+        if let Some(note) = note {
+            field(out, b",\"note\":", note)?;
+        }
+        if let Some(chat_id) = chat_id {
+            field(out, b",\"chat_id\":", chat_id)?;
         }
         out.push(b'}');
         Ok(())
@@ -195,8 +217,32 @@ impl RecordHandle {
         }
     }
 
+    pub fn set_chat_id(&self, id: &str) {
+        self.with(|r| r.chat_id = Some(id.to_string()));
+    }
+
+    /// Adds a plain-words note of what happened on the way (a resumed stream).
+    pub fn set_note(&self, note: &str) {
+        self.with(|r| match &mut r.note {
+            Some(notes) => {
+                notes.push_str("; ");
+                notes.push_str(note);
+            }
+            None => r.note = Some(note.to_string()),
+        });
+    }
+
     pub fn set_thread(&self, thread: &str) {
         self.with(|r| r.thread = Some(thread.to_string()));
+    }
+
+    /// Notes a wait in a provider's queue: its length, and the note saying why.
+    pub fn set_queued(&self, waited: std::time::Duration, note: String) {
+        let queued_ms = (waited.as_secs_f64() * 1e6).round() / 1e3;
+        self.with(|r| {
+            r.queued_ms = Some(queued_ms);
+            r.note = Some(note);
+        });
     }
 
     pub fn set_usage(&self, usage: Usage) {
@@ -294,6 +340,9 @@ mod tests {
             prompt: Some("héllo ✓ \u{2028}".into()),
             answer: Some("world".into()),
             thread: Some("thr_1".into()),
+            queued_ms: Some(2400.5),
+            note: Some("waited 2.4 s for openai's limit".into()),
+            chat_id: Some("chat-1".into()),
             answer_chars: 5,
         };
         for record in [full, Record::default()] {

@@ -40,6 +40,8 @@ const answers = {
         is_default: p.id === settings.default_provider,
         key_state: { demo: "not needed", openai: "set (in the keychain)", claude: "missing", ollama: "not needed (a server on this machine)" }[p.id] ?? "missing",
         last_error: p.id === "claude" ? "no API key is set for provider 'claude'. Set it with `protogate secrets set claude`" : null,
+        limit: p.id === "openai" ? "100 requests per minute, burst 200" : null,
+        waiting: p.id === "openai" ? 2 : 0,
     })),
     log_recent: () => records,
     autostart_get: () => false,

@@ -92,6 +92,7 @@ function detail(id) {
         el("div", { class: "row" }, el("h2", {}, `${r.method} ${r.path} · ${r.status || "in progress"}`),
             el("button", { class: "link", onclick: () => ((selected = null), (box.hidden = true)) }, "Close")),
         r.thread && el("p", { class: "muted" }, `ChatKit thread ${r.thread}`),
+        r.note && el("p", { class: "muted" }, r.note),
         block("Prompt", r.prompt), block("Answer", r.answer), block("Error", r.error),
         r.usage && el("p", { class: "muted" }, `${r.usage.input_tokens} tokens in, ${r.usage.output_tokens} out`))
     box.hidden = false

@@ -3,13 +3,19 @@
 import { call } from "./api.js"
 import { $, el, showProblem, toast } from "./dom.js"
 
+// Limits are the wiring spec's per-provider budgets, burst 2x; over them requests queue.
 const PRESETS = {
-    OpenAI: { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini" },
+    OpenAI: { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini", limits: { requests_per_minute: 100, burst: 200 } },
     Anthropic: { id: "anthropic", kind: "anthropic", base_url: "https://api.anthropic.com", default_model: "claude-sonnet-4-5" },
     OpenRouter: { id: "openrouter", kind: "openai", base_url: "https://openrouter.ai/api/v1", default_model: "openai/gpt-4o-mini" },
     Groq: { id: "groq", kind: "openai", base_url: "https://api.groq.com/openai/v1", default_model: "llama-3.3-70b-versatile" },
     Ollama: { id: "ollama", kind: "openai", base_url: "http://127.0.0.1:11434/v1", default_model: "llama3.2" },
     "LM Studio": { id: "lmstudio", kind: "openai", base_url: "http://127.0.0.1:1234/v1", default_model: "local-model" },
+    // Model suffixes such as `:fastest` or `:cheapest` pass through to the router.
+    "Hugging Face": { id: "huggingface", kind: "openai", base_url: "https://router.huggingface.co/v1", default_model: "openai/gpt-oss-120b:fastest", limits: { requests_per_minute: 200, burst: 400 } },
+    // A fine-grained PAT with `models: read`; models are `publisher/name`.
+    "GitHub Models": { id: "github", kind: "openai", base_url: "https://models.github.ai/inference", default_model: "openai/gpt-4.1",
+        headers: { Accept: "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28" }, limits: { requests_per_hour: 500, burst: 17 } },
     "ASAP gateway": { id: "ai-gateway", kind: "asap-gateway", base_url: "https://ai-gateway.example.net/v1/bedrock/model/{model}/invoke", default_model: "anthropic.claude-3-5-sonnet" },
 }
 
@@ -50,6 +56,7 @@ function providerCard(p) {
         p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
         el("p", { class: "meta" }, `${p.default_model}${p.base_url ? ` · ${p.base_url}` : ""}`),
         el("p", { class: "key-state" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
+        p.limit && el("p", { class: "meta limit" }, `Limit: ${p.limit}${p.waiting ? ` · ${p.waiting} waiting` : ""}`),
         lastError(p) ? el("p", { class: "problem wide" }, lastError(p)) : result,
         el("div", { class: "row actions" },
             el("button", { class: "secondary", onclick: test }, "Test"),
@@ -88,7 +95,11 @@ async function remove(id) {
     }
 }
 
-function fill(values) {
+// What a preset sets beyond the form's fields (limits, headers), saved with a new entry.
+let presetExtras = null
+
+function fill(values, extras = null) {
+    presetExtras = extras
     const form = $("#provider-form")
     for (const name of ["id", "kind", "base_url", "default_model"]) form.elements[name].value = values[name] ?? ""
     form.elements.models.value = (values.models ?? []).join(", ")
@@ -113,10 +124,10 @@ export async function render() {
 export function init() {
     $("#presets").replaceChildren(
         ...Object.entries(PRESETS).map(([name, preset]) =>
-            el("button", { type: "button", class: "secondary", onclick: () => fill(preset) }, name)),
+            el("button", { type: "button", class: "secondary", onclick: () => fill(preset, { limits: preset.limits, headers: preset.headers }) }, name)),
     )
     const form = $("#provider-form")
-    form.addEventListener("reset", () => ($("#provider-form-title").textContent = "Add a provider"))
+    form.addEventListener("reset", () => ((presetExtras = null), ($("#provider-form-title").textContent = "Add a provider")))
     form.addEventListener("submit", async (event) => {
         event.preventDefault()
         const f = form.elements
@@ -131,7 +142,7 @@ export function init() {
             await settingsWith((s) => {
                 const old = s.providers.find((p) => p.id === entry.id)
                 if (old) Object.assign(old, entry)
-                else s.providers.push(entry)
+                else s.providers.push(Object.assign(entry, JSON.parse(JSON.stringify(presetExtras ?? {}))))
             })
             showProblem($("#provider-problem"), null)
             form.reset()

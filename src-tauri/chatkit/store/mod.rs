@@ -15,6 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod conversation;
+
 use super::types::{
     FeedbackKind, ImageAttachment, ItemsListParams, ListParams, Order, Page, ThreadItem,
     ThreadMetadata, ThreadStatus,

@@ -1,0 +1,167 @@
+//! One turn of the wiring spec's chat API, whatever carries it (JSON, SSE, EventSource,
+//! WebSocket): the provider picked, the conversation's history loaded, the new message
+//! (with the images it names) added, and the finished turn stored.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use serde::Deserialize;
+
+use crate::chat::{ChatRequest, Message, Part, Role};
+use crate::chatkit::store::{self, Store, StoredThread};
+use crate::chatkit::types::{
+    AssistantMessageItem, OutputText, ThreadItem, UserContent, UserMessageItem,
+};
+use crate::error::GatewayError;
+use crate::gateway::AppState;
+use crate::providers::Provider;
+use crate::request_log::RecordHandle;
+
+/// The spec's `ChatRequest`: only the new message; the history stays server-side under
+/// `conversation_id`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ChatInput {
+    pub message: String,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub file_ids: Vec<String>,
+}
+
+/// A turn ready to send.
+pub struct Turn {
+    pub provider: Provider,
+    pub chat: ChatRequest,
+    pub conversation_id: String,
+    /// `provider-id/model`, as clients name models.
+    pub client_model: String,
+    store: Arc<Store>,
+    origin: String,
+    user: UserMessageItem,
+}
+
+/// Whose conversations a request reads and writes: its page's origin (scripts without
+/// one share theirs).
+pub fn origin_key(headers: &HeaderMap) -> String {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or(crate::chatkit::NO_ORIGIN)
+        .to_string()
+}
+
+/// Resolves the provider (an unknown one is a 400 listing the configured ones), loads or
+/// starts the conversation of `origin`, and builds the request with its whole history.
+/// Nothing is stored until [`Turn::finish`].
+pub fn prepare(
+    state: &AppState,
+    origin: &str,
+    input: ChatInput,
+    record: &RecordHandle,
+) -> Result<Turn, GatewayError> {
+    if input.message.trim().is_empty() {
+        return Err(GatewayError::bad_request(
+            "`message` must not be empty; send JSON like {\"message\": \"Hello\"}",
+        ));
+    }
+    let (provider, model) = state
+        .providers
+        .route(input.provider.as_deref(), input.model.as_deref())
+        .map_err(GatewayError::bad_request)?;
+    let store = crate::chatkit::store_of(state);
+    let thread = store.conversation(origin, input.conversation_id.as_deref())?;
+    let id = thread.meta.id.clone();
+    record.set_thread(&id);
+    let system = match input.system.filter(|s| !s.is_empty()) {
+        Some(system) => {
+            store.set_system(origin, &id, &system)?;
+            Some(system)
+        }
+        None => Store::system_of(&thread),
+    };
+    let images = store.pending_uploads(origin, &input.file_ids, &id)?;
+    let user = UserMessageItem {
+        id: store::new_id("msg"),
+        thread_id: id.clone(),
+        created_at: store::now(),
+        content: vec![UserContent::InputText {
+            text: input.message,
+        }],
+        attachments: images,
+        quoted_text: None,
+        inference_options: Default::default(),
+    };
+    let chat = ChatRequest {
+        system,
+        temperature: input.temperature,
+        max_tokens: input.max_tokens,
+        messages: history(&thread, &user),
+        model,
+        ..ChatRequest::default()
+    };
+    record.set_request(provider.id(), &chat.model, chat.prompt());
+    Ok(Turn {
+        client_model: format!("{}/{}", provider.id(), chat.model),
+        provider: provider.clone(),
+        chat,
+        conversation_id: id,
+        store,
+        origin: origin.to_string(),
+        user,
+    })
+}
+
+/// The conversation so far, then the new message with its images.
+fn history(thread: &StoredThread, user: &UserMessageItem) -> Vec<Message> {
+    let mut messages = crate::chatkit::chat_request(thread, String::new()).messages;
+    let mut parts = vec![Part::Text(user.text())];
+    parts.extend(
+        user.attachments
+            .iter()
+            .filter_map(crate::chatkit::image_part),
+    );
+    messages.push(Message {
+        role: Role::User,
+        parts,
+    });
+    messages
+}
+
+impl Turn {
+    /// Stores the message and `answer` in the conversation, and takes the images it
+    /// sent off the pending list. An empty answer (a stream stopped before any text)
+    /// stores nothing, so the question can simply be asked again.
+    pub fn finish(&self, answer: &str) {
+        if answer.trim().is_empty() {
+            return;
+        }
+        let reply = AssistantMessageItem {
+            id: store::new_id("msg"),
+            thread_id: self.conversation_id.clone(),
+            created_at: store::now(),
+            content: vec![OutputText {
+                annotations: vec![],
+                text: answer.to_string(),
+            }],
+        };
+        let sent: Vec<String> = self.user.attachments.iter().map(|a| a.id.clone()).collect();
+        let items = [
+            ThreadItem::UserMessage(self.user.clone()),
+            ThreadItem::AssistantMessage(reply),
+        ];
+        // A conversation deleted while it answered stays deleted.
+        let _ = self
+            .store
+            .commit_turn(&self.origin, &self.conversation_id, items, &sent);
+    }
+}
