@@ -460,3 +460,166 @@ async fn chatkit_streams_from_a_public_page_and_threads_stay_with_their_origin()
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["threads"], json!([]), "{report}");
 }
+
+/// The wiring spec's `streamChat`: `new EventSource(url)` on `GET /api/chat/stream`. The
+/// page adds up the text and reports once the EventSource has closed for good, which only
+/// the server's `204` after `[DONE]` does (the page never calls `close()`). Where the
+/// browser gives up on a broken connection itself, the page opens a new EventSource with
+/// `last_event_id`, as the README tells designers to.
+fn eventsource_page(url: &str) -> String {
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><title>eventsource</title>
+<script>
+const url = {url:?};
+let text = "", ids = [], done = 0, errors = 0, reopened = 0, started = null, lastId = "";
+function open(u) {{
+  const source = new EventSource(u);
+  source.onmessage = (e) => {{
+    ids.push(e.lastEventId);
+    lastId = e.lastEventId;
+    if (e.data === "[DONE]") {{ done++; return; }}
+    const data = JSON.parse(e.data);
+    if (data.conversation_id) started = data;
+    if (data.text) text += data.text;
+  }};
+  source.onerror = () => {{
+    errors++;
+    if (source.readyState !== EventSource.CLOSED) return;
+    if (!done && lastId && !reopened) {{
+      reopened++;
+      open(url + "&last_event_id=" + encodeURIComponent(lastId));
+      return;
+    }}
+    fetch("/report", {{ method: "POST", body: JSON.stringify({{ text, ids, done, errors, reopened, started }}) }});
+  }};
+}}
+open(url);
+</script>"#
+    )
+}
+
+/// A TCP proxy in front of the gateway that cuts its first connection right after
+/// passing on the event holding `cut_after`; later connections pass whole. `abrupt`
+/// drops the connection mid-body, as a lost network does; otherwise the body is ended
+/// cleanly, as a proxy that gives up on a slow upstream ends its answer. `cut` fires
+/// when it has cut.
+async fn cutting_proxy(
+    target: std::net::SocketAddr,
+    cut_after: &'static str,
+    abrupt: bool,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (cut_tx, cut_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut cut_tx = Some(cut_tx);
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let upstream = tokio::net::TcpStream::connect(target).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut up_read, mut up_write) = upstream.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut up_write).await;
+            });
+            let mut cut = cut_tx.take();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = up_read.read(&mut buf).await {
+                    if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if cut.is_none() {
+                        continue;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    let whole = text
+                        .find(cut_after)
+                        .is_some_and(|at| text[at..].contains("\n\n") && text.ends_with("\r\n"));
+                    if whole {
+                        if !abrupt {
+                            // The chunked body's last chunk.
+                            let _ = client_write.write_all(b"0\r\n\r\n").await;
+                        }
+                        let _ = client_write.shutdown().await;
+                        let _ = cut.take().unwrap().send(());
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, cut_rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eventsource_streams_the_answer_resumes_after_a_cut_and_asks_the_model_once() {
+    let openai = common::mock_openai::MockOpenAi::start().await;
+    let gw = spawn_with_openai("openai", &openai.base_url, json!({})).await;
+
+    // A whole answer: the browser reconnects after [DONE], is told 204, and stops.
+    let url = gw.url("/api/chat/stream?message=Hello&provider=openai");
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([("/", html(eventsource_page(&url)))]),
+    )
+    .await;
+    let report = visit_public(&mut pages, "/").await;
+    assert_eq!(report["text"], "Hello world", "{report}");
+    assert_eq!(
+        (report["done"].as_u64(), report["reopened"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(report["started"]["model"], "openai/gpt-test", "{report}");
+    let ids = report["ids"].as_array().unwrap();
+    assert!(
+        ids.iter().all(|id| !id.as_str().unwrap().is_empty()),
+        "{report}"
+    );
+    let told_to_stop = gw
+        .log
+        .recent()
+        .into_iter()
+        .any(|r| r.path == "/api/chat/stream" && r.status == 204);
+    assert!(told_to_stop, "the reconnect after [DONE] was answered 204");
+    assert_eq!(
+        openai.bodies().len(),
+        1,
+        "the reconnect did not ask the model again"
+    );
+
+    // Cut mid-answer, once cleanly (the EventSource comes back on its own) and once
+    // abruptly (Chromium gives that EventSource up; the page opens another where it was).
+    for (abrupt, reopened) in [(false, 0), (true, 1)] {
+        let calls = openai.bodies().len();
+        let (proxy, cut) = cutting_proxy(gw.addr, "first", abrupt).await;
+        let url = format!("http://{proxy}/api/chat/stream?message=Hello&model=openai/gated");
+        let mut pages = serve_pages(
+            "127.0.0.1",
+            HashMap::from([("/", html(eventsource_page(&url)))]),
+        )
+        .await;
+        let release = openai.clone();
+        tokio::spawn(async move {
+            let _ = cut.await;
+            // The rest of the answer arrives while the page is away.
+            release.release();
+        });
+        let report = visit_public(&mut pages, "/").await;
+        assert_eq!(
+            report["text"], "first last",
+            "no word lost or doubled (abrupt: {abrupt}): {report}"
+        );
+        assert_eq!(report["done"], 1, "{report}");
+        assert_eq!(report["reopened"], reopened, "{report}");
+        assert_eq!(
+            openai.bodies().len(),
+            calls + 1,
+            "one upstream call for the cut answer: {report}"
+        );
+    }
+    assert_eq!(openai.dropped_streams(), 0);
+}

@@ -407,10 +407,9 @@ async fn a_stream_cut_mid_answer_resumes_without_a_second_call_or_a_lost_word() 
     assert!(resumed >= 2, "both connections are in the log");
 
     // Another page cannot pick it up, and a stream that is not kept says the answer was lost.
-    let stream = last_id.rsplit_once('-').unwrap().0;
     for (origin, id) in [
         (OTHER_ORIGIN, last_id.clone()),
-        (FRAMER_ORIGIN, format!("cs_0000000000000000-3")),
+        (FRAMER_ORIGIN, "cs_0000000000000000-3".to_string()),
     ] {
         let lost = client
             .get(&url)
@@ -425,7 +424,6 @@ async fn a_stream_cut_mid_answer_resumes_without_a_second_call_or_a_lost_word() 
         assert_eq!(events[1].1, "[DONE]");
         assert!(!events[1].0.is_empty() && events[1].0.ends_with("-done"));
     }
-    assert!(!stream.is_empty());
     assert_eq!(w.openai.bodies().len(), 1);
 }
 

@@ -82,6 +82,10 @@ pub struct StreamQuery {
     max_tokens: Option<String>,
     /// Comma-separated, as `String(array)` writes it.
     file_ids: Option<String>,
+    /// The last event id a page saw, for a page that opens a new `EventSource` after the
+    /// browser gave up on the old one (Chromium closes it for good when a connection
+    /// breaks mid-body, instead of reconnecting). The header, when sent, wins.
+    last_event_id: Option<String>,
 }
 
 impl StreamQuery {
@@ -136,8 +140,11 @@ pub async fn chat_stream_get(
     Query(query): Query<StreamQuery>,
 ) -> Result<Response, GatewayError> {
     let origin = origin_key(&headers);
-    if let Some(last) = headers.get("last-event-id") {
-        let last = String::from_utf8_lossy(last.as_bytes());
+    let last = headers
+        .get("last-event-id")
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| query.last_event_id.clone().filter(|id| !id.is_empty()));
+    if let Some(last) = last {
         return Ok(reconnect(&state, &record, &origin, &last));
     }
     let input = query.into_input()?;
@@ -192,8 +199,9 @@ async fn start(
     GatewayError,
 > {
     let turn = prepare(state, origin, input, record).map_err(conversation)?;
-    let permit = state.stream_permit()?;
+    // The queue first: a request waiting for its provider's budget holds no stream slot.
     turn.provider.wait_turn(record).await?;
+    let permit = state.stream_permit()?;
     let frames = turn.provider.stream(turn.chat.clone()).await?;
     Ok((turn, frames, permit))
 }
