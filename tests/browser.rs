@@ -623,3 +623,20 @@ async fn an_eventsource_streams_the_answer_resumes_after_a_cut_and_asks_the_mode
     }
     assert_eq!(openai.dropped_streams(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_chat_loop_reads_the_chat_api_stream_unchanged() {
+    // `POST /api/chat/stream` opens with an event that names the conversation and has no
+    // `text`: the seed's reader passes over it and shows the answer whole.
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let mut pages = seed_page("127.0.0.1", &gw.url("/api/chat/stream")).await;
+    let report = visit_public(&mut pages, "/").await;
+    assert_eq!(report["ok"], true, "{report}");
+    let shown = report["shown"].as_str().unwrap();
+    assert!(shown.starts_with("[Protogate demo]"), "{shown}");
+    assert!(
+        shown.ends_with("no change to your component."),
+        "no event was lost: {shown}"
+    );
+    assert!(!shown.contains("conversation_id"), "{shown}");
+}

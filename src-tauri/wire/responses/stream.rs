@@ -8,7 +8,8 @@ use crate::chat::{ChatEvent, Completion, FinishReason, Frame, Usage};
 fn usage_json(usage: &Usage) -> Value {
     json!({
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        // `cache_write_tokens`: the OpenAI Python SDK (3.x) requires it.
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.input_tokens + usage.output_tokens,
