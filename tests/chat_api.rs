@@ -620,3 +620,64 @@ async fn agents_describe_the_providers_without_secrets_or_urls() {
     );
     assert!(!text.contains("127.0.0.1"), "no upstream URL: {text}");
 }
+
+#[tokio::test]
+async fn a_key_the_page_sends_never_goes_upstream_and_a_failed_turn_stores_nothing() {
+    let w = world(json!({})).await;
+    // The spec's client puts NEXT_PUBLIC_OPENAI_API_KEY in X-API-Key; Protogate sends
+    // the keychain's key instead, and the page's goes nowhere.
+    let r = reqwest::Client::new()
+        .post(w.gw.url("/api/chat"))
+        .header("origin", FRAMER_ORIGIN)
+        .header("x-api-key", "sk-from-the-page")
+        .json(&json!({"message": "Hello", "provider": "openai"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = w.openai.authorizations();
+    assert_eq!(sent, [Some(format!("Bearer {}", test_key("openai")))]);
+    let logged = w.gw.log_files_text().await;
+    assert!(!logged.contains("sk-from-the-page") && !logged.contains(&test_key("openai")));
+
+    // An upstream that fails: a clear error, and the conversation holds no half turn.
+    let (status, first) = chat(&w, Some(FRAMER_ORIGIN), json!({"message": "one"})).await;
+    assert_eq!(status, 200);
+    let id = first["conversation_id"].as_str().unwrap();
+    let (status, body) = chat(
+        &w,
+        Some(FRAMER_ORIGIN),
+        json!({"message": "two", "conversation_id": id, "model": "openai/error500"}),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("openai"), "{body}");
+    let stored: Value = reqwest::Client::new()
+        .get(w.gw.url(&format!("/api/conversations/{id}")))
+        .header("origin", FRAMER_ORIGIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let said: Vec<&str> = stored["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["one", "Hello world"]);
+
+    // A provider that is down: 502, and the gateway serves on.
+    let down = spawn_with_openai("openai", "http://127.0.0.1:9/v1", json!({})).await;
+    let r = post_json(&down.url("/api/chat"), None, json!({"message": "hi"})).await;
+    assert_eq!(r.status(), 502);
+    let r = post_json(
+        &down.url("/api/chat"),
+        None,
+        json!({"message": "hi", "provider": "demo"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}

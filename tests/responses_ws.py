@@ -1,20 +1,27 @@
 """The Responses API's WebSocket mode as Protogate serves it (`GET /v1/responses`
-upgraded), checked against OpenAI's Python SDK: every server event must validate as the
-SDK's `ResponseStreamEvent` (its pydantic models), read with the `websockets` client.
+upgraded), checked against OpenAI's Python SDK: driven by the SDK's own client
+(`AsyncOpenAI().responses.connect()`) and by the `websockets` client as a page would
+(with an `Origin`), every server event validated by the SDK's pydantic models, both as a
+Responses stream event (`ResponseStreamEvent`) and as a WebSocket server event
+(`ResponsesServerEvent`).
 
-Usage: responses_ws.py WS_URL ORIGIN. The gateway's default provider is the mock OpenAI
-upstream (`tests/common/mock_openai.rs`). Prints a JSON report; fails on any mismatch.
+Usage: responses_ws.py WS_URL ORIGIN, the gateway's default provider being the mock
+OpenAI upstream (`tests/common/mock_openai.rs`). Prints a JSON report; fails on any
+mismatch.
 """
 
 import asyncio
 import json
 import sys
 
+from openai import AsyncOpenAI
 from openai.types.responses import ResponseStreamEvent
+from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 
-EVENTS = TypeAdapter(ResponseStreamEvent)
+STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
+SERVER_EVENT = TypeAdapter(ResponsesServerEvent)
 TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
 WEATHER = {
     "type": "function",
@@ -28,15 +35,21 @@ WEATHER = {
 }
 
 
-async def response(ws, **body):
-    """Sends one `response.create`; its events, validated, up to the last one."""
-    await ws.send(json.dumps({"type": "response.create", **body}))
+def validate(raw):
+    """One server event, strictly, as both of the SDK's types."""
+    data = json.loads(raw)
+    event = SERVER_EVENT.validate_python(data)
+    STREAM_EVENT.validate_python({k: v for k, v in data.items() if k not in ("error", "status")}
+                                 if data.get("type") == "error" else data)
+    return event
+
+
+async def read_response(recv):
+    """Events up to the response's last one (a refusal is one `error` event, alone)."""
     events = []
     while True:
-        raw = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        event = EVENTS.validate_python(raw)
+        event = validate(await asyncio.wait_for(recv(), 10))
         events.append(event)
-        # A request refused before it starts is one `error` event, alone.
         if event.type in TERMINAL or (event.type == "error" and len(events) == 1):
             return events
 
@@ -51,46 +64,64 @@ def check_stream(events):
     assert kinds[-1] == "response.completed", kinds
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(len(events))), numbers
-    ids = {e.response.id for e in events if e.type.startswith("response.") and hasattr(e, "response")}
+    ids = {e.response.id for e in events if hasattr(e, "response")}
     assert len(ids) == 1, ids
 
 
-async def main(url, origin):
-    report = {"texts": [], "kinds": []}
-    async with connect(url, origin=origin) as ws:
-        # A function call, its arguments streamed, as the SDK types it.
-        call = await response(ws, model="mock/tool-call", input="Weather in Paris?", tools=[WEATHER])
-        check_stream(call)
-        item = call[-1].response.output[0]
-        assert item.type == "function_call" and item.name == "get_weather", item
-        assert json.loads(item.arguments) == {"location": "Paris, France"}, item.arguments
-
-        # Then text, on the same socket.
-        first = await response(ws, model="mock/gpt-test", input="Say hello")
+async def with_the_sdk(ws_url, report):
+    """OpenAI's own client: two responses, the second continuing the first."""
+    base_url = ws_url.replace("ws://", "http://", 1).removesuffix("/responses")
+    client = AsyncOpenAI(base_url=base_url, api_key="not-needed-on-loopback")
+    async with client.responses.connect() as connection:
+        await connection.response.create(model="mock/gpt-test", input="Say hello")
+        first = await read_response(connection.recv_bytes)
         check_stream(first)
+        assert first[-1].response.output_text == "Hello world", first[-1].response
         report["texts"].append(text(first))
         report["kinds"] = [e.type for e in first]
-        assert first[-1].response.output_text == "Hello world", first[-1].response
-        assert first[-1].response.usage.output_tokens >= 0
 
-        # Continued from the socket's last response, with only the new input.
-        second = await response(
-            ws,
+        await connection.response.create(
             model="mock/gpt-test",
             previous_response_id=first[0].response.id,
             input=[{"role": "user", "content": "And again?"}],
         )
+        second = await read_response(connection.recv_bytes)
         check_stream(second)
         report["texts"].append(text(second))
+        return first[0].response.id
 
-        # An id that is not the socket's last response.
-        lost = await response(ws, model="mock/gpt-test", previous_response_id=first[0].response.id, input="x")
-        assert lost[0].type == "error" and lost[0].code == "previous_response_not_found", lost
-        # A body the API refuses: one `error` event that says why, and the socket lives on.
-        bad = await response(ws, model="mock/gpt-test")
-        assert bad[0].type == "error" and "input" in bad[0].message, bad
-        again = await response(ws, model="mock/gpt-test", input="Still there?")
+
+async def as_a_page(ws_url, origin, stale_id):
+    """The `websockets` client with a page's `Origin`: a tool call, the lane echoed,
+    refusals as `error` events, and the socket serving on after them."""
+    async with connect(ws_url, origin=origin) as ws:
+        async def create(**body):
+            await ws.send(json.dumps({"type": "response.create", **body}))
+            return await read_response(ws.recv)
+
+        call = await create(model="mock/tool-call", input="Weather in Paris?", tools=[WEATHER],
+                            stream_id="lane-1")
+        check_stream(call)
+        assert all(e.stream_id == "lane-1" for e in call), call
+        item = call[-1].response.output[0]
+        assert item.type == "function_call" and item.name == "get_weather", item
+        assert json.loads(item.arguments) == {"location": "Paris, France"}, item.arguments
+
+        lost = await create(model="mock/gpt-test", previous_response_id=stale_id, input="x")
+        assert lost[0].type == "error" and lost[0].error.code == "previous_response_not_found", lost
+        assert lost[0].status == 400, lost
+        bad = await create(model="mock/gpt-test")
+        assert bad[0].type == "error" and "input" in bad[0].error.message, bad
+        failed = await create(model="mock/in-stream-error", input="hi")
+        assert [e.type for e in failed][-2:] == ["error", "response.failed"], failed
+        again = await create(model="mock/gpt-test", input="Still there?")
         check_stream(again)
+
+
+async def main(ws_url, origin):
+    report = {"texts": [], "kinds": []}
+    first_id = await with_the_sdk(ws_url, report)
+    await as_a_page(ws_url, origin, first_id)
     print(json.dumps(report))
 
 

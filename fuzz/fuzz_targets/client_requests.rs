@@ -1,5 +1,6 @@
 //! A client's request body, as each route reads it: the seed contract, OpenAI's Chat
-//! Completions, Anthropic's Messages, OpenAI's Responses and ChatKit. A body that parses
+//! Completions, Anthropic's Messages, OpenAI's Responses, ChatKit and the wiring spec's
+//! `/api/chat`. A body that parses
 //! is then written for each upstream format, as the gateway does when it translates.
 //! Bad input is an error with a reason, never a panic.
 #![no_main]
@@ -24,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = serde_json::from_slice::<ChatKitRequest>(data);
+    let _ = serde_json::from_slice::<protogate::chat_api::ChatInput>(data);
     let Ok(body) = serde_json::from_slice::<Map<String, Value>>(data) else {
         return;
     };

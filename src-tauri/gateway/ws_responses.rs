@@ -193,8 +193,17 @@ fn respond<'a>(
     origin: Option<&'a str>,
     record: ChatRecord,
     input: Vec<Value>,
-    body: Map<String, Value>,
+    mut body: Map<String, Value>,
 ) -> impl Stream<Item = Emit> + 'a {
+    // The WebSocket mode's "lane": echoed on each event of this response.
+    let lane = match body.remove("stream_id") {
+        Some(Value::String(lane)) => Some(Value::String(lane).to_string()),
+        _ => None,
+    };
+    let tag = move |event: String| match &lane {
+        Some(lane) => with_field(event, "stream_id", lane),
+        None => event,
+    };
     async_stream::stream! {
         let started = async {
             if let Some(limited) = guard::origin_limit(state, origin.unwrap_or_default().to_string()) {
@@ -213,7 +222,7 @@ fn respond<'a>(
             Ok(started) => started,
             Err(error) => {
                 record.fail(&error);
-                yield Emit::Event(error_event(&error));
+                yield Emit::Event(tag(error_event(&error)));
                 return;
             }
         };
@@ -260,9 +269,18 @@ fn respond<'a>(
                             yield Emit::Completed { id: id.clone(), items };
                         }
                     }
+                    // The stream's `error` event, with the error object the WebSocket
+                    // mode's clients read.
+                    "error" => {
+                        let mut event: Value = serde_json::from_str(data).unwrap_or_default();
+                        event["error"] = json!({"type": error_type(&event), "code": event["code"],
+                            "message": event["message"], "param": event["param"]});
+                        yield Emit::Event(tag(event.to_string()));
+                        continue;
+                    }
                     _ => {}
                 }
-                yield Emit::Event(data.to_string());
+                yield Emit::Event(tag(data.to_string()));
             }
             if end {
                 return;
@@ -315,6 +333,21 @@ fn sse_events(sse: &[u8]) -> impl Iterator<Item = (&str, &str)> {
             }
             Some((name, data?))
         })
+}
+
+/// `event` (a JSON object) with `"key": value` (JSON) added at its end.
+fn with_field(mut event: String, key: &str, value: &str) -> String {
+    if event.ends_with('}') {
+        event.pop();
+        event.push_str(&format!(",\"{key}\":{value}}}"));
+    }
+    event
+}
+
+/// The error `type` of a stream's `error` event, from its `code` (the gateway's own
+/// error types, see `GatewayError::error_type`).
+fn error_type(event: &Value) -> String {
+    event["code"].as_str().unwrap_or("api_error").to_string()
 }
 
 fn response_field(data: &str, field: &str) -> Option<Value> {
