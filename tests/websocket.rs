@@ -632,9 +632,9 @@ async fn the_responses_websocket_mode_sends_what_the_openai_sdk_types_accept() {
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["texts"][0], "Hello world", "{report}");
     assert_eq!(report["texts"][1], "Hello world", "{report}");
-    // The second response named the first: the upstream got the whole conversation.
+    // The SDK's second response named its first: the upstream got the whole conversation.
     let bodies = mock.bodies();
-    let second = &bodies[2];
+    let second = &bodies[1];
     let contents: Vec<_> = second["messages"]
         .as_array()
         .unwrap()

@@ -3,6 +3,7 @@
 //! never holds a secret; secrets live in the keychain (see `secrets`).
 
 mod asap;
+mod capability;
 mod origin;
 mod provider;
 mod provider_limits;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use asap::AsapSettings;
+pub use capability::Capability;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
 pub use provider_limits::{ProviderLimits, RatePer};
@@ -50,6 +52,7 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    pub max_audio_bytes: usize,
     pub requests_per_minute: u32,
     pub burst: u32,
     pub max_concurrent_streams: usize,
@@ -72,7 +75,11 @@ pub struct LogSettings {
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
+    /// A chat provider.
     pub default_provider: String,
+    /// The voice and search providers used when a request names none, if any can.
+    pub default_voice_provider: Option<String>,
+    pub default_search_provider: Option<String>,
     pub providers: Vec<ProviderConfig>,
     pub origins: OriginPolicy,
     pub hosts: HostPolicy,
@@ -127,23 +134,33 @@ impl Config {
                 .map_err(|(field, m)| invalid(&format!("providers[{i}].{field}"), m))?;
             providers.push(provider);
         }
-        let Some(first) = providers.first() else {
+        if providers.is_empty() {
             return Err(invalid(
                 "providers",
                 "is empty; add at least one, e.g. {\"id\": \"demo\", \"kind\": \"demo\"}".into(),
             ));
-        };
-        let default_provider = raw.default_provider.unwrap_or_else(|| first.id.clone());
-        if !providers.iter().any(|p| p.id == default_provider) {
-            let ids: Vec<_> = providers.iter().map(|p| p.id.as_str()).collect();
-            return Err(invalid(
-                "default_provider",
-                format!(
-                    "`{default_provider}` is not one of the providers ({})",
-                    ids.join(", ")
-                ),
-            ));
         }
+        let default_for = |cap, field: &str, configured: Option<String>| {
+            capability::default_for(&providers, cap, configured).map_err(|m| invalid(field, m))
+        };
+        let default_provider = default_for(Capability::Chat, "default_provider", raw.default_provider)?
+            .ok_or_else(|| {
+                invalid(
+                    "providers",
+                    "has no provider that can chat; add one, e.g. {\"id\": \"demo\", \"kind\": \"demo\"}"
+                        .into(),
+                )
+            })?;
+        let default_voice_provider = default_for(
+            Capability::Voice,
+            "default_voice_provider",
+            raw.default_voice_provider,
+        )?;
+        let default_search_provider = default_for(
+            Capability::Search,
+            "default_search_provider",
+            raw.default_search_provider,
+        )?;
 
         let mut origins = Vec::with_capacity(raw.cors.allowed_origins.len());
         for (i, pattern) in raw.cors.allowed_origins.iter().enumerate() {
@@ -179,6 +196,7 @@ impl Config {
         let positive = |field: &str, v: u64| positive(&invalid, &format!("limits.{field}"), v);
         let limits = Limits {
             max_body_bytes: positive("max_body_bytes", l.max_body_bytes as u64)? as usize,
+            max_audio_bytes: positive("max_audio_bytes", l.max_audio_bytes as u64)? as usize,
             requests_per_minute: positive("requests_per_minute", l.requests_per_minute.into())?
                 as u32,
             burst: positive("burst", l.burst.into())? as u32,
@@ -201,6 +219,8 @@ impl Config {
             host,
             port: raw.port,
             default_provider,
+            default_voice_provider,
+            default_search_provider,
             providers,
             origins,
             hosts: HostPolicy::new(raw.allowed_hosts).with_ip_addresses(!host.is_loopback()),
@@ -374,6 +394,9 @@ impl fmt::Display for ProviderKind {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::AsapGateway => "asap-gateway",
+            ProviderKind::Deepgram => "deepgram",
+            ProviderKind::Tavily => "tavily",
+            ProviderKind::Brave => "brave",
         })
     }
 }

@@ -49,6 +49,8 @@ pub struct ProviderConfig {
     pub base_url: Option<reqwest::Url>,
     pub default_model: String,
     pub models: Vec<String>,
+    /// The speech-to-text model of an `openai`-kind provider that transcribes.
+    pub transcription_model: Option<String>,
     /// Sent on every upstream call; checked to hold no credential.
     pub headers: HeaderMap,
     pub asap: Option<AsapSettings>,
@@ -94,7 +96,26 @@ impl ProviderConfig {
         let default_model = match p.default_model {
             Some(m) if !m.is_empty() => m,
             _ if p.kind == ProviderKind::Demo => DEMO_MODEL.to_string(),
-            _ => return err("default_model", "is required".into()),
+            _ => match super::capability::default_model(p.kind) {
+                Some(m) => m.to_string(),
+                None => return err("default_model", "is required".into()),
+            },
+        };
+        let transcription_model = match (p.kind, p.transcription_model) {
+            (_, None) => None,
+            (ProviderKind::OpenAi, Some(m)) if !m.trim().is_empty() => Some(m),
+            (ProviderKind::OpenAi, Some(_)) => {
+                return err("transcription_model", "must not be empty".into())
+            }
+            (kind, Some(_)) => {
+                return err(
+                    "transcription_model",
+                    format!(
+                        "applies only to kind \"openai\" (a {kind} provider transcribes with \
+                         its default_model, or not at all)"
+                    ),
+                )
+            }
         };
         let mut headers = HeaderMap::new();
         for (name, value) in &p.headers {
@@ -132,6 +153,7 @@ impl ProviderConfig {
             base_url,
             default_model,
             models: p.models,
+            transcription_model,
             headers,
             asap,
             key,

@@ -22,6 +22,12 @@ pub struct RawConfig {
     /// (not the fresh install's "demo": a file that lists providers may not have it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_provider: Option<String>,
+    /// The provider that transcribes when a request names none; else the first that can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_voice_provider: Option<String>,
+    /// The provider that searches when a request names none; else the first that can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_search_provider: Option<String>,
     pub providers: Vec<ProviderSection>,
     pub cors: CorsSection,
     /// Extra names accepted in the `Host` header, beyond localhost and loopback IPs.
@@ -88,6 +94,12 @@ pub enum ProviderKind {
     OpenAi,
     Anthropic,
     AsapGateway,
+    /// Deepgram's speech-to-text (voice only).
+    Deepgram,
+    /// Tavily's web search (search only).
+    Tavily,
+    /// Brave's web search API (search only).
+    Brave,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -102,6 +114,10 @@ pub struct ProviderSection {
     /// Models listed by `/v1/models` besides the default one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// An `openai`-kind provider with one also transcribes speech (`whisper-1`,
+    /// `gpt-4o-mini-transcribe`, Groq's `whisper-large-v3-turbo`, a local server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription_model: Option<String>,
     /// Extra headers on every upstream call (e.g. `X-Atlassian-UseCaseId`). Never
     /// credentials: those live in the keychain.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -179,6 +195,8 @@ pub struct CorsSection {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
     pub max_body_bytes: usize,
+    /// Largest audio a page may send to be transcribed.
+    pub max_audio_bytes: usize,
     pub requests_per_minute: u32,
     pub burst: u32,
     pub max_concurrent_streams: usize,
@@ -229,12 +247,15 @@ impl Default for RawConfig {
             host: "127.0.0.1".into(),
             port: DEFAULT_PORT,
             default_provider: Some("demo".into()),
+            default_voice_provider: None,
+            default_search_provider: None,
             providers: vec![ProviderSection {
                 id: "demo".into(),
                 kind: ProviderKind::Demo,
                 base_url: None,
                 default_model: Some(DEMO_MODEL.into()),
                 models: vec![],
+                transcription_model: None,
                 headers: BTreeMap::new(),
                 asap: None,
                 needs_key: None,
@@ -266,6 +287,8 @@ impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
             max_body_bytes: 1 << 20,
+            // OpenAI's own limit for a transcription upload.
+            max_audio_bytes: 25 << 20,
             requests_per_minute: 120,
             burst: 30,
             max_concurrent_streams: 64,

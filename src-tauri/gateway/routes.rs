@@ -245,6 +245,9 @@ pub async fn models_list(State(state): State<AppState>) -> Json<Value> {
     let mut data = vec![];
     for provider in state.providers.all() {
         let config = provider.config();
+        if !config.can(crate::config::Capability::Chat) {
+            continue;
+        }
         let mut models = vec![config.default_model.as_str()];
         models.extend(
             config
@@ -277,6 +280,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             "kind": c.kind.to_string(),
             "default_model": c.default_model,
             "default": c.id == state.config.default_provider,
+            "capabilities": c.capabilities(),
             "credential": credential,
         }));
     }

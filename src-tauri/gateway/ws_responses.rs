@@ -373,3 +373,44 @@ fn error_event(error: &GatewayError) -> String {
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoders_sse_becomes_one_json_per_event() {
+        let sse = b"event: response.created\ndata: {\"a\":1}\n\nevent: error\ndata: {\"b\":2}\n\n";
+        let events: Vec<_> = sse_events(sse).collect();
+        assert_eq!(
+            events,
+            [("response.created", "{\"a\":1}"), ("error", "{\"b\":2}")]
+        );
+        let tagged = with_field("{\"a\":1}".into(), "stream_id", "\"lane\"");
+        assert_eq!(tagged, "{\"a\":1,\"stream_id\":\"lane\"}");
+    }
+
+    #[test]
+    fn a_create_event_is_a_responses_body_that_streams() {
+        let body = create_body(r#"{"type":"response.create","model":"m","input":"hi"}"#).unwrap();
+        assert_eq!(body.get("stream"), Some(&Value::Bool(true)));
+        assert!(!body.contains_key("type"));
+        for refused in [
+            r#"{"type":"response.cancel"}"#,
+            r#"{"type":"response.create","input":"hi","background":true}"#,
+            "not json",
+        ] {
+            assert!(create_body(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_lost_previous_response_is_named_as_openai_names_it() {
+        let error = GatewayError::bad_request("previous_response_not_found: `resp_1` is gone");
+        let event: Value = serde_json::from_str(&error_event(&error)).unwrap();
+        assert_eq!(event["error"]["code"], "previous_response_not_found");
+        assert_eq!(event["error"]["param"], "previous_response_id");
+        assert_eq!(event["status"], 400);
+        assert_eq!(event["message"], event["error"]["message"]);
+    }
+}

@@ -3,6 +3,8 @@
 
 use futures_util::StreamExt;
 
+use super::search::{SearchAnswer, SearchQuery, SearchResult};
+use super::voice::{wav_duration_s, Audio, Transcript};
 use super::FrameStream;
 use crate::chat::{ChatEvent, ChatRequest, Completion, FinishReason, Frame, Usage};
 use crate::config::ProviderConfig;
@@ -48,6 +50,52 @@ impl DemoProvider {
             tool_calls: vec![],
             finish: Some(FinishReason::Stop),
             raw: None,
+        }
+    }
+}
+
+impl DemoProvider {
+    /// Hears nothing, and says so: how much audio arrived, so a prototype's voice flow
+    /// can be built before any key.
+    pub fn transcribe(&self, audio: &Audio) -> Transcript {
+        let duration_s = wav_duration_s(&audio.bytes);
+        let heard = match duration_s {
+            Some(s) => format!("{s:.1} s of audio"),
+            None => format!(
+                "{} KB of {}",
+                audio.bytes.len().div_ceil(1024),
+                audio.content_type
+            ),
+        };
+        Transcript {
+            text: format!(
+                "[Protogate demo] heard {heard} — add a voice provider for a real transcript"
+            ),
+            duration_s,
+            language: audio.language.clone(),
+            segments: vec![],
+        }
+    }
+
+    /// Canned results, labelled as such, that echo the query.
+    pub fn search(&self, query: &SearchQuery) -> SearchAnswer {
+        let q = query.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let results = (1..=query.max_results.min(3))
+            .map(|n| SearchResult {
+                title: format!("[Protogate demo] Result {n} for “{q}”"),
+                url: format!("https://example.com/protogate-demo/{n}"),
+                content: "A canned result from Protogate's offline demo provider, not the \
+                          web. Add a search provider (Tavily or Brave) for real results."
+                    .into(),
+                score: Some(1.0 - n as f64 / 10.0),
+            })
+            .collect();
+        SearchAnswer {
+            answer: Some(format!(
+                "[Protogate demo] No web search was made for “{q}”: these results are \
+                 canned. Add a search provider for real ones."
+            )),
+            results,
         }
     }
 }

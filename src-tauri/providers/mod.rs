@@ -7,11 +7,17 @@
 mod anthropic;
 mod asap;
 mod asap_gateway;
+mod brave;
 mod client;
+mod deepgram;
 mod demo;
 mod http;
 mod openai;
+mod pick;
 mod queue;
+pub mod search;
+mod tavily;
+pub mod voice;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use std::sync::Arc;
 use futures_util::Stream;
 
 use crate::chat::{ChatRequest, Completion, Frame};
-use crate::config::{Config, KeyUse, Limits, ProviderConfig, ProviderKind};
+use crate::config::{Capability, Config, KeyUse, Limits, ProviderConfig, ProviderKind};
 use crate::error::{GatewayError, ProviderError};
 use crate::request_log::RecordHandle;
 use crate::secrets::{SecretStatus, SecretStore};
@@ -66,6 +72,9 @@ enum Backend {
     OpenAi(OpenAiProvider),
     Anthropic(AnthropicProvider),
     AsapGateway(AsapGatewayProvider),
+    Deepgram(deepgram::DeepgramProvider),
+    Tavily(tavily::TavilyProvider),
+    Brave(brave::BraveProvider),
 }
 
 impl Provider {
@@ -78,6 +87,15 @@ impl Provider {
             }
             ProviderKind::AsapGateway => {
                 Backend::AsapGateway(AsapGatewayProvider::new(config, upstream.clone()))
+            }
+            ProviderKind::Deepgram => {
+                Backend::Deepgram(deepgram::DeepgramProvider::new(config, upstream.clone()))
+            }
+            ProviderKind::Tavily => {
+                Backend::Tavily(tavily::TavilyProvider::new(config, upstream.clone()))
+            }
+            ProviderKind::Brave => {
+                Backend::Brave(brave::BraveProvider::new(config, upstream.clone()))
             }
         };
         let queue = config
@@ -93,6 +111,9 @@ impl Provider {
             Backend::OpenAi(p) => &p.config,
             Backend::Anthropic(p) => &p.config,
             Backend::AsapGateway(p) => &p.config,
+            Backend::Deepgram(p) => &p.config,
+            Backend::Tavily(p) => &p.config,
+            Backend::Brave(p) => &p.config,
         }
     }
 
@@ -165,6 +186,9 @@ impl Provider {
             Backend::OpenAi(p) => p.stream(request).await,
             Backend::Anthropic(p) => p.stream(request).await,
             Backend::AsapGateway(p) => p.stream(request).await,
+            Backend::Deepgram(_) | Backend::Tavily(_) | Backend::Brave(_) => {
+                Err(self.cannot(Capability::Chat))
+            }
         }
     }
 
@@ -175,6 +199,9 @@ impl Provider {
             Backend::OpenAi(p) => p.complete(request).await,
             Backend::Anthropic(p) => p.complete(request).await,
             Backend::AsapGateway(p) => p.complete(request).await,
+            Backend::Deepgram(_) | Backend::Tavily(_) | Backend::Brave(_) => {
+                Err(self.cannot(Capability::Chat))
+            }
         }
     }
 }
@@ -184,6 +211,8 @@ impl Provider {
 pub struct Registry {
     providers: Arc<Vec<Provider>>,
     default_id: String,
+    default_voice: Option<String>,
+    default_search: Option<String>,
 }
 
 impl Registry {
@@ -197,6 +226,8 @@ impl Registry {
                     .collect(),
             ),
             default_id: config.default_provider.clone(),
+            default_voice: config.default_voice_provider.clone(),
+            default_search: config.default_search_provider.clone(),
         }
     }
 
@@ -230,39 +261,13 @@ impl Registry {
         &self.providers
     }
 
-    /// Picks the provider and upstream model for a request.
-    ///
-    /// `model` may be `provider-id/model`; a prefix that is not a provider id is part of
-    /// the model name (OpenRouter's `openai/gpt-4o`) and goes to the default provider.
-    /// An explicit `provider` that does not exist is an error listing the known ones.
+    /// Picks the chat provider and upstream model for a request (see [`Registry::pick`]).
     pub fn route(
         &self,
         provider: Option<&str>,
         model: Option<&str>,
     ) -> Result<(&Provider, String), String> {
-        let model = model.filter(|m| !m.is_empty());
-        if let Some(id) = provider.filter(|p| !p.is_empty()) {
-            let p = self.get(id).ok_or_else(|| self.unknown(id))?;
-            let model = model
-                .map(|m| m.strip_prefix(&format!("{id}/")).unwrap_or(m).to_string())
-                .unwrap_or_else(|| p.config().default_model.clone());
-            return Ok((p, model));
-        }
-        if let Some((prefix, rest)) = model.and_then(|m| m.split_once('/')) {
-            if let Some(p) = self.get(prefix) {
-                let model = if rest.is_empty() {
-                    p.config().default_model.clone()
-                } else {
-                    rest.to_string()
-                };
-                return Ok((p, model));
-            }
-        }
-        let p = self.default_provider();
-        let model = model
-            .map(String::from)
-            .unwrap_or_else(|| p.config().default_model.clone());
-        Ok((p, model))
+        self.pick(Capability::Chat, provider, model)
     }
 
     fn unknown(&self, id: &str) -> String {

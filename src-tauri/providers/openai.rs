@@ -85,3 +85,16 @@ impl OpenAiProvider {
         http::read_body(&self.upstream, response, self.id(), wire::decode_completion).await
     }
 }
+
+impl OpenAiProvider {
+    /// Speech to text through `POST {base_url}/audio/transcriptions` (being written).
+    pub async fn transcribe(
+        &self,
+        _audio: super::voice::Audio,
+    ) -> Result<super::voice::Transcript, ProviderError> {
+        Err(ProviderError::Untranslatable {
+            provider: self.config.id.clone(),
+            message: "not built yet".into(),
+        })
+    }
+}

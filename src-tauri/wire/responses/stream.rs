@@ -144,6 +144,7 @@ impl ResponseEncoder {
                 let at = json!({"item_id": id, "output_index": index, "content_index": 0});
                 let mut done = at.clone();
                 done["text"] = text.clone().into();
+                done["logprobs"] = json!([]);
                 self.emit(out, "response.output_text.done", done);
                 let mut part_done = at;
                 part_done["part"] = part.clone();
@@ -274,6 +275,12 @@ impl ResponseEncoder {
             json!({"code": code, "message": message, "param": null}),
         );
         let mut response = self.response("failed");
+        // `response.error.code` is one of OpenAI's own codes, which the SDKs check: a
+        // failure mid-answer is a `server_error`, or a `rate_limit_exceeded`.
+        let code = match code {
+            "rate_limit_error" => "rate_limit_exceeded",
+            _ => "server_error",
+        };
         response["error"] = json!({"code": code, "message": message});
         self.emit(out, "response.failed", json!({"response": response}));
     }

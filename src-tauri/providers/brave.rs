@@ -1,0 +1,29 @@
+//! Brave (being written: answers an error until its upstream call is in).
+
+use super::search::{SearchAnswer, SearchQuery};
+use super::Upstream;
+use crate::config::ProviderConfig;
+use crate::error::ProviderError;
+
+#[derive(Clone, Debug)]
+pub struct BraveProvider {
+    pub config: ProviderConfig,
+    #[allow(dead_code)]
+    upstream: Upstream,
+}
+
+impl BraveProvider {
+    pub fn new(config: &ProviderConfig, upstream: Upstream) -> Self {
+        BraveProvider {
+            config: config.clone(),
+            upstream,
+        }
+    }
+
+    pub async fn search(&self, _query: &SearchQuery) -> Result<SearchAnswer, ProviderError> {
+        Err(ProviderError::Untranslatable {
+            provider: self.config.id.clone(),
+            message: "not built yet".into(),
+        })
+    }
+}

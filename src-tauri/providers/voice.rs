@@ -1,0 +1,142 @@
+//! Speech to text: what a voice provider is given and what it answers, whatever its
+//! kind (Deepgram, an OpenAI-compatible server, the demo). Routes turn client formats
+//! (`/api/voice/process`, `/v1/audio/transcriptions`) into an [`Audio`] and a
+//! [`Transcript`] back into theirs.
+
+use bytes::Bytes;
+
+/// Audio to transcribe, as the page sent it. Never logged: only its size and duration.
+#[derive(Clone, Debug)]
+pub struct Audio {
+    pub bytes: Bytes,
+    /// Its media type, e.g. `audio/webm;codecs=opus` (what `MediaRecorder` makes).
+    pub content_type: String,
+    pub filename: String,
+    /// The upstream's model name (provider prefix removed).
+    pub model: String,
+    /// BCP-47 language, when the page knows it.
+    pub language: Option<String>,
+    /// Words to expect (names, jargon), for the providers that take a prompt.
+    pub prompt: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// Seconds of audio, when the provider (or the file's header) says.
+    pub duration_s: Option<f64>,
+    pub language: Option<String>,
+    /// Timed pieces, for `verbose_json`, `srt` and `vtt`, when the provider gives them.
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// The audio types the routes take: what `MediaRecorder` makes in Chrome, Firefox and
+/// Safari, and the usual files. Parameters (`;codecs=opus`) are allowed.
+pub const AUDIO_TYPES: &[&str] = &[
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/mp4",
+    "audio/x-m4a",
+    "audio/m4a",
+    "audio/aac",
+    "audio/ogg",
+    "audio/opus",
+    "audio/webm",
+    "audio/flac",
+    "audio/x-flac",
+    "video/webm",
+    "video/mp4",
+];
+
+/// Whether `content_type` is one of [`AUDIO_TYPES`], parameters aside.
+pub fn is_audio_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    AUDIO_TYPES.contains(&essence.as_str())
+}
+
+/// The length of a PCM WAV file from its header, without decoding it.
+pub fn wav_duration_s(bytes: &[u8]) -> Option<f64> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut at = 12;
+    let mut byte_rate = None;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 12 <= bytes.len() {
+            byte_rate = Some(u32::from_le_bytes(
+                bytes[body + 8..body + 12].try_into().ok()?,
+            ));
+        }
+        if id == b"data" {
+            let rate = byte_rate.filter(|r| *r > 0)?;
+            // A recorder that streams writes 0 or 0xFFFFFFFF: the rest of the file is data.
+            let size = if size == 0 || size == u32::MAX as usize {
+                bytes.len() - body
+            } else {
+                size.min(bytes.len() - body)
+            };
+            return Some(size as f64 / f64::from(rate));
+        }
+        at = body + size + (size & 1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono 16-bit WAV of `samples` samples at `rate` Hz.
+    pub fn wav(rate: u32, samples: u32) -> Vec<u8> {
+        let data = samples * 2;
+        let mut out = b"RIFF".to_vec();
+        out.extend((36 + data).to_le_bytes());
+        out.extend(b"WAVEfmt ");
+        out.extend(16u32.to_le_bytes());
+        out.extend(1u16.to_le_bytes());
+        out.extend(1u16.to_le_bytes());
+        out.extend(rate.to_le_bytes());
+        out.extend((rate * 2).to_le_bytes());
+        out.extend(2u16.to_le_bytes());
+        out.extend(16u16.to_le_bytes());
+        out.extend(b"data");
+        out.extend(data.to_le_bytes());
+        out.extend(std::iter::repeat_n(0u8, data as usize));
+        out
+    }
+
+    #[test]
+    fn a_wav_header_gives_its_length() {
+        assert_eq!(wav_duration_s(&wav(16_000, 32_000)), Some(2.0));
+        assert_eq!(wav_duration_s(b"OggS not a wav"), None);
+        assert_eq!(wav_duration_s(&wav(16_000, 8_000)[..30]), None);
+    }
+
+    #[test]
+    fn recorder_types_are_audio_and_others_are_not() {
+        assert!(is_audio_type("audio/webm;codecs=opus"));
+        assert!(is_audio_type("Audio/MP4"));
+        assert!(is_audio_type("audio/wav"));
+        assert!(!is_audio_type("application/pdf"));
+        assert!(!is_audio_type("image/png"));
+    }
+}
