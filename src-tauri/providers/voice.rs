@@ -101,28 +101,34 @@ pub fn wav_duration_s(bytes: &[u8]) -> Option<f64> {
     None
 }
 
+/// `seconds` of silence as a 16 kHz mono 16-bit WAV: what `protogate check` sends a
+/// voice provider.
+pub fn silent_wav(seconds: u32) -> Vec<u8> {
+    wav(16_000, 16_000 * seconds)
+}
+
+/// A mono 16-bit WAV of `samples` silent samples at `rate` Hz.
+fn wav(rate: u32, samples: u32) -> Vec<u8> {
+    let data = samples * 2;
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(1u16.to_le_bytes());
+    out.extend(1u16.to_le_bytes());
+    out.extend(rate.to_le_bytes());
+    out.extend((rate * 2).to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(16u16.to_le_bytes());
+    out.extend(b"data");
+    out.extend(data.to_le_bytes());
+    out.extend(std::iter::repeat_n(0u8, data as usize));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A mono 16-bit WAV of `samples` samples at `rate` Hz.
-    pub fn wav(rate: u32, samples: u32) -> Vec<u8> {
-        let data = samples * 2;
-        let mut out = b"RIFF".to_vec();
-        out.extend((36 + data).to_le_bytes());
-        out.extend(b"WAVEfmt ");
-        out.extend(16u32.to_le_bytes());
-        out.extend(1u16.to_le_bytes());
-        out.extend(1u16.to_le_bytes());
-        out.extend(rate.to_le_bytes());
-        out.extend((rate * 2).to_le_bytes());
-        out.extend(2u16.to_le_bytes());
-        out.extend(16u16.to_le_bytes());
-        out.extend(b"data");
-        out.extend(data.to_le_bytes());
-        out.extend(std::iter::repeat_n(0u8, data as usize));
-        out
-    }
 
     #[test]
     fn a_wav_header_gives_its_length() {
