@@ -45,15 +45,22 @@ impl Stopping {
     }
 }
 
-/// An upgrade that failed its handshake checks, as a JSON error the log can show.
-pub(super) struct Upgrade(pub WebSocketUpgrade);
+/// A WebSocket handshake; one that fails its checks is a JSON error the log can show.
+pub(super) struct Upgrade {
+    upgrade: WebSocketUpgrade,
+    /// The route's error shape, for a refusal after the handshake checks.
+    shape: ErrorShape,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         match WebSocketUpgrade::from_request_parts(parts, state).await {
-            Ok(upgrade) => Ok(Upgrade(upgrade)),
+            Ok(upgrade) => Ok(Upgrade {
+                upgrade,
+                shape: ErrorShape::for_path(parts.uri.path()),
+            }),
             Err(rejection) => {
                 let path = parts.uri.path();
                 let error = GatewayError::bad_request(format!(
@@ -73,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 
 /// Accepts the upgrade with the gateway's limits, and runs `serve` on the socket.
 pub(super) fn accept<F, Fut>(
-    Upgrade(upgrade): Upgrade,
+    Upgrade { upgrade, shape }: Upgrade,
     state: &AppState,
     headers: &HeaderMap,
     stopping: Option<Stopping>,
@@ -97,7 +104,7 @@ where
             "offer the `{PROTOCOL}` subprotocol beside the access token: \
              new WebSocket(url, [\"{PROTOCOL}\", token])"
         ))
-        .response(ErrorShape::Seed);
+        .response(shape);
     }
     let limit = state.config.limits.max_body_bytes;
     upgrade
