@@ -4,14 +4,16 @@
 #                                   app (the default feature) WebKitGTK, appindicator and librsvg
 #   scripts/install-deps.sh test    plus the test tools: browsers (Chromium, Firefox, WebKit's
 #                                   WebDriver), a real Secret Service, Xvfb, xclip, Node.js,
-#                                   Python (for OpenAI's ChatKit SDK)
+#                                   Python (for OpenAI's ChatKit SDK), espeak-ng, sox and
+#                                   ffmpeg (speech for the voice tests, and WebM/OGG from it)
 # Idempotent: packages already present are skipped, so a second run costs a second.
 set -euo pipefail
 
 want=(build-essential pkg-config curl ca-certificates
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev)
 if [[ "${1:-build}" == "test" ]]; then
-  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip x11-utils python3 python3-venv)
+  want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip x11-utils python3 python3-venv
+        espeak-ng sox ffmpeg)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

@@ -15,16 +15,19 @@ for dir in tests/*/; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
-# OpenAI's ChatKit SDK, which the ChatKit conformance test checks Protogate against, in a
-# venv of its own; remade when its pinned requirements change. Debian's Python, not
-# whatever python3 comes first on PATH.
-venv=tests/chatkit/.venv
-if [[ ! -f "$venv/.installed" || tests/chatkit/requirements.txt -nt "$venv/.installed" ]]; then
-  rm -rf "$venv"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/chatkit/requirements.txt
-  touch "$venv/.installed"
-fi
+# The Python of the tests that run it, a venv per folder with a requirements.txt, remade
+# when its pinned requirements change: OpenAI's ChatKit SDK (tests/chatkit), PocketSphinx
+# and the OpenAI and Deepgram clients (tests/voice). Debian's Python, not whatever python3
+# comes first on PATH.
+for req in tests/*/requirements.txt; do
+  venv="$(dirname "$req")/.venv"
+  if [[ ! -f "$venv/.installed" || "$req" -nt "$venv/.installed" ]]; then
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    touch "$venv/.installed"
+  fi
+done
 # With arguments (`--test cors`), only what they name runs; without, every target.
 if (($#)); then targets=("$@"); else targets=(--all-targets); fi
 exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked "${targets[@]}"

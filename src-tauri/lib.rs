@@ -8,6 +8,9 @@
 //! - [`wire`]: client and provider wire formats (the seed contract, OpenAI, Anthropic).
 //! - [`providers`]: the upstreams (demo, OpenAI-compatible, Anthropic, the ASAP gateway).
 //! - [`chat_api`]: the wiring spec's `/api/chat` routes, conversations, uploads, agents.
+//! - [`voice_api`]: speech to text, `POST /api/voice/process` and OpenAI's
+//!   `/v1/audio/transcriptions`, through Deepgram, an OpenAI-compatible server or the demo.
+//! - [`search_api`]: `POST /api/search`, web search through Tavily, Brave or the demo.
 //! - [`chatkit`]: OpenAI's ChatKit UI served on `/api/chatkit`, threads kept per origin.
 //! - [`gateway`]: the HTTP server, its layers and routes.
 //! - `workers`: the threads connections are served on, one single-threaded runtime per
@@ -34,8 +37,10 @@ pub mod error;
 pub mod gateway;
 pub mod providers;
 pub mod request_log;
+pub mod search_api;
 pub mod secrets;
 pub mod tls;
+pub mod voice_api;
 pub mod wire;
 mod workers;
 

@@ -131,6 +131,18 @@ async fn visit_as(
     reports: &mut mpsc::Receiver<Value>,
     home: Option<&std::path::Path>,
 ) -> Value {
+    visit_with(url, public, granted, reports, home, &[]).await
+}
+
+/// As [`visit_as`], with `extra` arguments for Chromium (a fake microphone, say).
+async fn visit_with(
+    url: &str,
+    public: &[String],
+    granted: &[String],
+    reports: &mut mpsc::Receiver<Value>,
+    home: Option<&std::path::Path>,
+    extra: &[String],
+) -> Value {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
         "Chromium is missing: run the tests through scripts/test.sh, which installs it"
@@ -156,6 +168,7 @@ async fn visit_as(
             overrides.join(",")
         ))
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
         .arg(url)
         .envs(home.map(|h| ("HOME", h)))
         .stdout(Stdio::null())
@@ -639,4 +652,147 @@ async fn the_seed_chat_loop_reads_the_chat_api_stream_unchanged() {
         "no event was lost: {shown}"
     );
     assert!(!shown.contains("conversation_id"), "{shown}");
+}
+
+/// The voice component's test page (`tests/browser/voice-page.jsx`), opened as a public
+/// page with Local Network Access granted and `wav` as Chromium's microphone; `query`
+/// tells the page how long to hold the button and how many turns to take.
+async fn visit_voice(wav: &std::path::Path, query: &str) -> Value {
+    let page = r#"<!doctype html><meta charset="utf-8"><title>voice prototype</title>
+<div id="root"></div><script src="/voice.js"></script>"#;
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([
+            ("/", html(page.to_string())),
+            ("/voice.js", script("voice.js").await),
+        ]),
+    )
+    .await;
+    let microphone = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}", wav.display()),
+    ];
+    let granted = [pages.origin()];
+    let mut report = visit_with(
+        &pages.url(&format!("/?{query}")),
+        &[pages.address()],
+        &granted,
+        &mut pages.reports,
+        None,
+        &microphone,
+    )
+    .await;
+    report["origin"] = json!(pages.origin());
+    report
+}
+
+/// A designer's voice assistant prototype: `ui/framer/ProtogateVoice.tsx` on a public page
+/// in Chromium, whose microphone is a spoken WAV. Held for 2.5 s and let go, the recording
+/// goes through `/api/voice/process` (the demo hears it and says for how long), and the
+/// answer streams from `/api/chat/stream`; click, click makes a second turn in the same
+/// conversation.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_voice_component_transcribes_the_microphone_and_streams_the_answer() {
+    let speech = common::speech::Recordings::new();
+    let gw = spawn_gateway(settings(json!({}))).await;
+    let report = visit_voice(
+        &speech.path("speech.wav"),
+        &format!("endpoint={}&hold=2500", gw.url("")),
+    )
+    .await;
+
+    let first = &report["turns"][0];
+    assert_eq!(first["while_held"], "listening", "{report}");
+    assert_eq!(first["phase"], "done", "{report}");
+    let transcript = first["transcript"].as_str().unwrap();
+    let seconds: f64 = transcript
+        .strip_prefix("[Protogate demo] heard ")
+        .and_then(|rest| rest.split(" s of audio").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the demo's transcript is shown: {transcript:?}"));
+    assert!(
+        (1.5..6.0).contains(&seconds),
+        "about the 2.5 s the button was held, sent as WAV: {transcript}"
+    );
+    let answer = first["answer"].as_str().unwrap();
+    assert!(
+        answer.starts_with("[Protogate demo] This is the built-in demo provider")
+            && answer.contains(&format!("heard {seconds:.1} s of audio"))
+            && answer.ends_with("no change to your component."),
+        "the answer to the transcript streamed in whole: {answer}"
+    );
+    let conversation = first["conversation"].as_str().unwrap();
+    assert!(conversation.len() > 4, "{report}");
+
+    let second = &report["turns"][1];
+    assert_eq!(second["while_clicked"], "listening", "{report}");
+    assert_eq!(second["phase"], "done", "{report}");
+    assert!(
+        second["transcript"]
+            .as_str()
+            .unwrap()
+            .starts_with("[Protogate demo] heard "),
+        "{report}"
+    );
+    assert_eq!(
+        second["conversation"], conversation,
+        "the second turn continues the conversation: {report}"
+    );
+    let origin = report["origin"].as_str().unwrap();
+    let records: Vec<_> = gw
+        .log
+        .recent()
+        .into_iter()
+        .filter(|r| r.origin.as_deref() == Some(origin) && r.method == "POST")
+        .map(|r| (r.path, r.status))
+        .collect();
+    for path in ["/api/voice/process", "/api/chat/stream"] {
+        let ok = records.iter().filter(|r| *r == &(path.to_string(), 200));
+        assert_eq!(ok.count(), 2, "{path}: {records:?}");
+    }
+}
+
+/// The same component, heard by a real recognizer: Chromium's microphone plays espeak-ng
+/// saying "one two three four five", MediaRecorder records it (Opus), the component sends
+/// it as 16 kHz WAV, and the PocketSphinx server behind an OpenAI-compatible voice
+/// provider writes down the digits; the demo then answers the transcript.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_voice_component_is_heard_by_a_real_recognizer() {
+    use common::speech::{heard_the_sentence, Recordings, Sphinx};
+    const KEY: &str = "sk-sphinx-browser-0123456789";
+    let speech = Recordings::new();
+    let sphinx = Sphinx::start(KEY).await;
+    let gw = spawn_gateway_env(
+        settings(json!({
+            "default_voice_provider": "local",
+            "providers": [
+                {"id": "demo", "kind": "demo", "chunk_delay_ms": 1},
+                {"id": "local", "kind": "openai", "base_url": sphinx.base_url,
+                 "default_model": "chat-model", "transcription_model": "sphinx-digits"},
+            ],
+        })),
+        &[("PROTOGATE_SECRET_LOCAL", KEY)],
+    )
+    .await;
+    let hold = ((speech.seconds() + 1.0) * 1000.0) as u64;
+    let report = visit_voice(
+        &speech.path("speech.wav"),
+        &format!("endpoint={}&hold={hold}&turns=1", gw.url("")),
+    )
+    .await;
+    let first = &report["turns"][0];
+    assert_eq!(first["phase"], "done", "{report}");
+    let transcript = first["transcript"].as_str().unwrap();
+    assert!(
+        heard_the_sentence(transcript),
+        "the recognizer heard the spoken digits through the browser's microphone: {report}"
+    );
+    assert!(
+        first["answer"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("You asked: “{transcript}”")),
+        "{report}"
+    );
 }

@@ -87,6 +87,32 @@ impl Session {
         panic!("{css}: the window shows {last:?}");
     }
 
+    /// Runs `script` (a function body, `arguments` = `args`) in the window; its answer.
+    async fn script(&self, script: &str, args: Value) -> Value {
+        self.send(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Waits until `script`'s answer, as text, satisfies `want`.
+    async fn wait_script(&self, script: &str, want: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = match self.script(script, json!([])).await {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            if want(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{script}: the window answers {last:?}");
+    }
+
     async fn click(&self, css: &str) {
         let id = self.wait(css).await;
         self.send(
@@ -161,56 +187,109 @@ fn secret_tool(desktop: &Desktop, home: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_designer_runs_the_window_end_to_end() {
-    let desktop = Desktop::start();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("data")).unwrap();
-    // A real, unlocked Secret Service on the window's session bus.
-    let mut keyring = desktop
-        .command(Path::new("gnome-keyring-daemon"), home.path())
-        .args(["--unlock", "--components=secrets", "--foreground"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("gnome-keyring is installed by scripts/install-deps.sh test");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = keyring.stdin.take().unwrap();
-        stdin.write_all(b"window-test").await.unwrap();
+/// The app on its own desktop (Xvfb, a private session bus with a real, unlocked Secret
+/// Service) with `settings`, driven over WebDriver; everything it started ends when dropped.
+struct Window {
+    desktop: Desktop,
+    home: tempfile::TempDir,
+    w: Session,
+    http: reqwest::Client,
+    driver: tokio::process::Child,
+    keyring: tokio::process::Child,
+    /// Where the app's `xdg-open` (a stand-in first on its PATH) writes what it was asked
+    /// to open, so a link "opened in the browser" is seen without a browser.
+    opened: std::path::PathBuf,
+}
+
+impl Window {
+    async fn open(settings: Value) -> Window {
+        let desktop = Desktop::start();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("data")).unwrap();
+        // A real, unlocked Secret Service on the window's session bus.
+        let mut keyring = desktop
+            .command(Path::new("gnome-keyring-daemon"), home.path())
+            .args(["--unlock", "--components=secrets", "--foreground"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gnome-keyring is installed by scripts/install-deps.sh test");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = keyring.stdin.take().unwrap();
+            stdin.write_all(b"window-test").await.unwrap();
+        }
+        let settings_path = home.path().join("settings.json");
+        std::fs::write(&settings_path, settings.to_string()).unwrap();
+
+        let bin = home.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let opened = home.path().join("opened.txt");
+        let xdg_open = bin.join("xdg-open");
+        std::fs::write(
+            &xdg_open,
+            format!("#!/bin/sh\necho \"$1\" >> '{}'\n", opened.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&xdg_open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+
+        let driver_port = free_port();
+        let driver = desktop
+            .command(Path::new("tauri-driver"), home.path())
+            .env("PATH", path)
+            .args([
+                "--port",
+                &driver_port.to_string(),
+                "--native-port",
+                &free_port().to_string(),
+            ])
+            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tauri-driver is installed by scripts/install-deps.sh test");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{driver_port}");
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+            "application": binary(),
+            "args": ["--config", settings_path],
+        }}}});
+        let w = Session {
+            http: http.clone(),
+            url: webdriver_session(&http, &base, capabilities).await,
+        };
+        Window {
+            desktop,
+            home,
+            w,
+            http,
+            driver,
+            keyring,
+            opened,
+        }
     }
 
-    let mock = MockOpenAi::start().await;
-    let settings_path = home.path().join("settings.json");
-    std::fs::write(&settings_path, settings(json!({})).to_string()).unwrap();
+    async fn close(mut self) {
+        let _ = self.http.delete(&self.w.url).send().await;
+        let _ = self.driver.kill().await;
+        let _ = self.keyring.kill().await;
+    }
+}
 
-    let driver_port = free_port();
-    let mut driver = desktop
-        .command(Path::new("tauri-driver"), home.path())
-        .args([
-            "--port",
-            &driver_port.to_string(),
-            "--native-port",
-            &free_port().to_string(),
-        ])
-        .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("tauri-driver is installed by scripts/install-deps.sh test");
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{driver_port}");
-    let capabilities = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
-        "application": binary(),
-        "args": ["--config", settings_path],
-    }}}});
-    let w = Session {
-        http: http.clone(),
-        url: webdriver_session(&http, &base, capabilities).await,
-    };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_designer_runs_the_window_end_to_end() {
+    let mock = MockOpenAi::start().await;
+    let window = Window::open(settings(json!({}))).await;
+    let (desktop, home, w) = (&window.desktop, window.home.path(), &window.w);
 
     // Endpoint: the URL is shown and copies.
     let url = w
@@ -271,8 +350,8 @@ async fn a_designer_runs_the_window_end_to_end() {
     let mut stored = String::new();
     for _ in 0..50 {
         stored = secret_tool(
-            &desktop,
-            home.path(),
+            desktop,
+            home,
             &["lookup", "service", "protogate", "username", "mock"],
         );
         if !stored.is_empty() {
@@ -357,8 +436,8 @@ async fn a_designer_runs_the_window_end_to_end() {
     let mut stored = String::new();
     for _ in 0..50 {
         stored = secret_tool(
-            &desktop,
-            home.path(),
+            desktop,
+            home,
             &[
                 "lookup",
                 "service",
@@ -388,7 +467,7 @@ async fn a_designer_runs_the_window_end_to_end() {
     w.click("#tls-trust").await;
     w.wait_text("#tls-state", |t| t.starts_with("Trusted in"))
         .await;
-    let nssdb = format!("sql:{}", home.path().join(".pki/nssdb").display());
+    let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
     let listed = std::process::Command::new("certutil")
         .args(["-L", "-d", &nssdb, "-n", protogate::tls::trust::NICKNAME])
         .status()
@@ -430,7 +509,181 @@ async fn a_designer_runs_the_window_end_to_end() {
     assert_eq!(fix_hidden, json!(true), "the problem is gone");
     drop(taken);
 
-    let _ = http.delete(&w.url).send().await;
-    let _ = driver.kill().await;
-    let _ = keyring.kill().await;
+    window.close().await;
+}
+
+/// The last answer in the Chat view, as shown.
+const LAST_ANSWER: &str =
+    "return [...document.querySelectorAll('.bubble.assistant')].pop()?.innerText ?? ''";
+
+/// The Chat view's "Search the web" and microphone, in the real window: a searched answer
+/// shows its sources (the demo's canned, labelled results) as links, and the model got
+/// them in its system prompt with the instruction to cite them; the microphone, where the
+/// webview cannot record (WebKitGTK on this machine: no microphone), picks an audio file,
+/// and a spoken WAV comes back as the transcript in the composer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_searches_the_web_with_sources_and_dictates_from_a_recording() {
+    let mock = MockOpenAi::start().await;
+    let spoken = tempfile::tempdir().unwrap();
+    let wav = spoken.path().join("question.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "130", "-w"])
+        .arg(&wav)
+        .arg("what is cold brew coffee")
+        .status()
+        .expect("espeak-ng is installed by scripts/install-deps.sh test");
+    assert!(status.success());
+    let window = Window::open(settings(json!({
+        "default_provider": "demo",
+        "providers": [
+            {"id": "demo", "kind": "demo", "chunk_delay_ms": 1},
+            {"id": "mock", "kind": "openai", "base_url": mock.base_url, "default_model": "gpt-test"},
+        ],
+    })))
+    .await;
+    let w = &window.w;
+    w.wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+
+    // Search the web, answered by the demo: the answer, then its sources as links.
+    w.click("[data-view=chat]").await;
+    w.wait_script(
+        "return [...document.querySelectorAll('#chat-model option')].map((o) => o.value).join(' ')",
+        |t| t.contains("mock/gpt-test"),
+    )
+    .await;
+    w.click("label.toggle").await;
+    let on = w
+        .script(
+            "return document.querySelector('#chat-search').checked",
+            json!([]),
+        )
+        .await;
+    assert_eq!(on, json!(true), "the toggle turns search on");
+    w.type_into("#chat-input", "What is cold brew?").await;
+    w.click("#chat-send").await;
+    let answer = w
+        .wait_script(LAST_ANSWER, |t| t.ends_with("no change to your component."))
+        .await;
+    assert!(
+        answer.starts_with("[Protogate demo]") && answer.contains("What is cold brew?"),
+        "{answer}"
+    );
+    let sources = w
+        .script(
+            "return [...document.querySelectorAll('.sources a.source')].map((a) => \
+             ({href: a.href, target: a.target, text: a.innerText}))",
+            json!([]),
+        )
+        .await;
+    let sources = sources.as_array().expect("source links").clone();
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    for (n, source) in sources.iter().enumerate() {
+        let n = n + 1;
+        assert_eq!(
+            source["href"],
+            format!("https://example.com/protogate-demo/{n}")
+        );
+        assert_eq!(source["target"], "_blank", "opened in the browser");
+        assert!(
+            source["text"].as_str().unwrap().contains(&format!(
+                "[Protogate demo] Result {n} for “What is cold brew?”"
+            )),
+            "{source}"
+        );
+    }
+    w.screenshot("chat-search-light").await;
+    // A source opens in the browser (through the opener plugin), not in the window.
+    w.click(".sources a.source").await;
+    let mut opened = String::new();
+    for _ in 0..50 {
+        opened = std::fs::read_to_string(&window.opened).unwrap_or_default();
+        if !opened.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(opened.trim(), "https://example.com/protogate-demo/1");
+    let still_here = w.script("return location.href", json!([])).await;
+    assert!(
+        still_here
+            .as_str()
+            .unwrap()
+            .starts_with("tauri://localhost"),
+        "the window stays on the app: {still_here}"
+    );
+
+    // The same with a model behind it: the results and the instruction to cite their URLs
+    // are in the system prompt it was sent; the question is the user's message.
+    let chosen = w
+        .script(
+            "const s = document.querySelector('#chat-model'); s.value = 'mock/gpt-test'; return s.value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(chosen, "mock/gpt-test");
+    w.type_into("#chat-input", "And iced coffee?").await;
+    w.click("#chat-send").await;
+    w.wait_script(LAST_ANSWER, |t| t == "Hello world").await;
+    let body = mock.bodies().last().cloned().expect("the model was asked");
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system", "{body}");
+    let system = messages[0]["content"].as_str().unwrap();
+    for n in 1..=3 {
+        assert!(
+            system.contains(&format!("URL: https://example.com/protogate-demo/{n}")),
+            "{system}"
+        );
+    }
+    assert!(
+        system.contains("[Protogate demo] Result 1 for “And iced coffee?”")
+            && system.contains("cite"),
+        "{system}"
+    );
+    assert_eq!(messages.last().unwrap()["content"], "And iced coffee?");
+    let lists = w
+        .script(
+            "return document.querySelectorAll('.sources').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(lists, 2, "each searched answer has its sources");
+
+    // The microphone. This webview has no microphone to record from, so a click asks for
+    // an audio file; the spoken WAV is chosen (WebDriver's file upload) and its
+    // transcript lands in the composer.
+    let can_record = w
+        .script(
+            "return Boolean(navigator.mediaDevices?.getUserMedia && window.MediaRecorder)",
+            json!([]),
+        )
+        .await;
+
+    w.click("#chat-mic").await;
+    let note = w.wait_text("#chat-note", |t| !t.is_empty()).await;
+    eprintln!("the webview can record: {can_record}; the window says: {note}");
+    assert!(
+        note.contains("choose an audio file"),
+        "recording here: {can_record}; the window says: {note}"
+    );
+    let input = w.wait("#chat-audio-file").await;
+    w.send(
+        reqwest::Method::POST,
+        &format!("/element/{input}/value"),
+        Some(json!({"text": wav.display().to_string()})),
+    )
+    .await;
+    let composed = w
+        .wait_script("return document.querySelector('#chat-input').value", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert!(
+        composed.starts_with("[Protogate demo] heard ") && composed.contains(" s of audio"),
+        "the transcript is in the composer: {composed}"
+    );
+    let note = w.wait_text("#chat-note", |t| !t.is_empty()).await;
+    assert!(note.starts_with("Transcribed by demo"), "{note}");
+    w.screenshot("chat-voice-light").await;
+    window.close().await;
 }

@@ -174,6 +174,8 @@ struct ProviderView {
     limit: Option<String>,
     /// Requests waiting for their turn under that limit now.
     waiting: usize,
+    /// What it serves: `chat`, `voice`, `search`.
+    capabilities: Vec<&'static str>,
 }
 
 fn registry(controller: &Controller) -> Registry {
@@ -212,6 +214,7 @@ async fn providers_list(controller: State<'_, Controller>) -> Answer<Vec<Provide
                 .queue()
                 .map(|q| format!("{}, burst {}", q.limits(), q.limits().burst)),
             waiting: p.queue().map_or(0, |q| q.waiting()),
+            capabilities: c.capabilities().into_iter().map(|c| c.name()).collect(),
         });
     }
     Ok(views)

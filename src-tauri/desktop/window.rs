@@ -1,5 +1,6 @@
 //! The one window: created on first use, then shown and hidden.
 
+use tauri::webview::{PermissionKind, PermissionResponse};
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 
 pub const LABEL: &str = "main";
@@ -16,6 +17,12 @@ pub fn show(app: &AppHandle) {
         .title("Protogate")
         .inner_size(920.0, 640.0)
         .min_inner_size(720.0, 480.0)
+        // The Chat view's microphone, which asks only when the designer clicks it; only
+        // the app's own page runs in this window. (WebKitGTK denies it otherwise.)
+        .on_permission_request(|_, kind| match kind {
+            PermissionKind::Microphone => PermissionResponse::Allow,
+            _ => PermissionResponse::Default,
+        })
         .build();
     if let Err(e) = built {
         tracing::error!("cannot open the window: {e}");

@@ -155,12 +155,27 @@ pub fn router(state: AppState) -> Gateway {
             )),
         )
         .route("/api/agents", get(crate::chat_api::agents))
+        .route(
+            "/api/voice/process",
+            post(crate::voice_api::process).layer(voice_limit(&state)),
+        )
+        .route(
+            "/v1/audio/transcriptions",
+            post(crate::voice_api::transcriptions).layer(voice_limit(&state)),
+        )
+        .route("/api/search", post(crate::search_api::search))
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state.clone());
     let admitted = Admit::new(state.clone(), routes);
     Front::new(state, cors_layer().layer(admitted))
+}
+
+/// The voice routes' body limit: the audio's own limit, with room for the form's lines
+/// and text fields around it (the audio itself is held to `max_audio_bytes`).
+fn voice_limit(state: &AppState) -> DefaultBodyLimit {
+    DefaultBodyLimit::max(state.config.limits.max_audio_bytes + 64 * 1024)
 }
 
 /// CORS for origins that passed the front service's gate (`front.rs`): the origin is echoed (with

@@ -23,7 +23,8 @@ const FLAVOR: Flavor = Flavor {
 #[derive(Clone, Debug)]
 pub struct OpenAiProvider {
     pub config: ProviderConfig,
-    upstream: Upstream,
+    /// Also used by speech to text (`openai_voice.rs`).
+    pub(super) upstream: Upstream,
     target: Target,
 }
 
@@ -83,18 +84,5 @@ impl OpenAiProvider {
     pub async fn complete(&self, mut request: ChatRequest) -> Result<Completion, ProviderError> {
         let response = self.request(Self::body(&mut request, false)).await?;
         http::read_body(&self.upstream, response, self.id(), wire::decode_completion).await
-    }
-}
-
-impl OpenAiProvider {
-    /// Speech to text through `POST {base_url}/audio/transcriptions` (being written).
-    pub async fn transcribe(
-        &self,
-        _audio: super::voice::Audio,
-    ) -> Result<super::voice::Transcript, ProviderError> {
-        Err(ProviderError::Untranslatable {
-            provider: self.config.id.clone(),
-            message: "not built yet".into(),
-        })
     }
 }

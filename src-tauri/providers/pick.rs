@@ -2,7 +2,7 @@
 //! transcription and search, dispatched to each kind's file.
 
 use super::search::{SearchAnswer, SearchQuery};
-use super::voice::{Audio, Transcript};
+use super::voice::{Audio, Transcript, TranscriptEvent, TranscriptStream};
 use super::{Backend, Provider, Registry};
 use crate::config::Capability;
 use crate::error::ProviderError;
@@ -107,6 +107,21 @@ impl Provider {
             Backend::Deepgram(p) => p.transcribe(audio).await,
             _ => Err(self.cannot(Capability::Voice)),
         }
+    }
+
+    /// Speech to text as it is heard: streamed by the servers that stream it, else one
+    /// piece and the end.
+    pub async fn transcribe_stream(&self, audio: Audio) -> Result<TranscriptStream, ProviderError> {
+        if let Backend::OpenAi(p) = &self.backend {
+            if self.config().can(Capability::Voice) {
+                return p.transcribe_stream(audio).await;
+            }
+        }
+        let whole = self.transcribe(audio).await?;
+        Ok(Box::pin(futures_util::stream::iter([
+            Ok(TranscriptEvent::Delta(whole.text.clone())),
+            Ok(TranscriptEvent::Done(whole)),
+        ])))
     }
 
     /// A web search.

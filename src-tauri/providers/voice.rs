@@ -3,7 +3,12 @@
 //! (`/api/voice/process`, `/v1/audio/transcriptions`) into an [`Audio`] and a
 //! [`Transcript`] back into theirs.
 
+use std::pin::Pin;
+
 use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::error::ProviderError;
 
 /// Audio to transcribe, as the page sent it. Never logged: only its size and duration.
 #[derive(Clone, Debug)]
@@ -37,6 +42,19 @@ pub struct Segment {
     pub text: String,
 }
 
+/// A transcript as it arrives: pieces of text, then the whole of it. Providers that
+/// cannot stream send one piece and the end.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TranscriptEvent {
+    Delta(String),
+    Done(Transcript),
+}
+
+/// A streamed transcript; ends after [`TranscriptEvent::Done`] or an error, never
+/// silently half-way.
+pub type TranscriptStream =
+    Pin<Box<dyn Stream<Item = Result<TranscriptEvent, ProviderError>> + Send>>;
+
 /// The audio types the routes take: what `MediaRecorder` makes in Chrome, Firefox and
 /// Safari, and the usual files. Parameters (`;codecs=opus`) are allowed.
 pub const AUDIO_TYPES: &[&str] = &[
@@ -68,6 +86,94 @@ pub fn is_audio_type(content_type: &str) -> bool {
         .trim()
         .to_ascii_lowercase();
     AUDIO_TYPES.contains(&essence.as_str())
+}
+
+/// The formats in plain words, for a 415.
+pub const AUDIO_FORMATS: &str = "WAV, MP3, M4A/MP4, OGG/Opus, WebM or FLAC";
+
+/// The media type of an upload: the declared one when it is audio; for a file sent as
+/// `application/octet-stream` (or with no type), the one its name or its first bytes
+/// say. `None` when it is not audio.
+pub fn audio_type(declared: Option<&str>, filename: &str, bytes: &[u8]) -> Option<String> {
+    let declared = declared.map(|t| t.trim().to_ascii_lowercase());
+    match declared.as_deref() {
+        Some(t) if is_audio_type(t) => return declared,
+        None | Some("") | Some("application/octet-stream") => {}
+        Some(_) => return None,
+    }
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase());
+    let by_name = match ext.as_deref() {
+        Some("wav") => Some("audio/wav"),
+        Some("mp3" | "mpga" | "mpeg") => Some("audio/mpeg"),
+        Some("m4a" | "mp4" | "aac") => Some("audio/mp4"),
+        Some("ogg" | "oga" | "opus") => Some("audio/ogg"),
+        Some("webm") => Some("audio/webm"),
+        Some("flac") => Some("audio/flac"),
+        _ => None,
+    };
+    by_name.or_else(|| sniff(bytes)).map(String::from)
+}
+
+/// The format a file's first bytes announce.
+fn sniff(b: &[u8]) -> Option<&'static str> {
+    let at = |i: usize, sig: &[u8]| b.len() >= i + sig.len() && &b[i..i + sig.len()] == sig;
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        Some("audio/wav")
+    } else if at(0, b"OggS") {
+        Some("audio/ogg")
+    } else if at(0, b"\x1a\x45\xdf\xa3") {
+        Some("audio/webm")
+    } else if at(4, b"ftyp") {
+        Some("audio/mp4")
+    } else if at(0, b"fLaC") {
+        Some("audio/flac")
+    } else if at(0, b"ID3") || (b.len() > 1 && b[0] == 0xFF && b[1] & 0xE0 == 0xE0) {
+        Some("audio/mpeg")
+    } else {
+        None
+    }
+}
+
+/// The file extension of an audio type: OpenAI's API tells formats apart by the file's
+/// name, and a `MediaRecorder` blob arrives named `blob`.
+pub fn extension_for(content_type: &str) -> &'static str {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    match essence.to_ascii_lowercase().as_str() {
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/mp4" | "audio/x-m4a" | "audio/m4a" | "audio/aac" => "m4a",
+        "video/mp4" => "mp4",
+        "audio/ogg" | "audio/opus" => "ogg",
+        "audio/webm" | "video/webm" => "webm",
+        "audio/flac" | "audio/x-flac" => "flac",
+        _ => "wav",
+    }
+}
+
+/// `filename` when it ends in an audio extension, else `audio.<ext>` for its type.
+pub fn upstream_filename(filename: &str, content_type: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "wav", "mp3", "mpga", "mpeg", "m4a", "mp4", "aac", "ogg", "oga", "opus", "webm", "flac",
+    ];
+    let clean: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '"' || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match clean.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty() && KNOWN.contains(&ext.to_ascii_lowercase().as_str()) =>
+        {
+            clean
+        }
+        _ => format!("audio.{}", extension_for(content_type)),
+    }
 }
 
 /// The length of a PCM WAV file from its header, without decoding it.
@@ -144,5 +250,34 @@ mod tests {
         assert!(is_audio_type("audio/wav"));
         assert!(!is_audio_type("application/pdf"));
         assert!(!is_audio_type("image/png"));
+    }
+
+    #[test]
+    fn an_untyped_upload_is_known_by_its_name_or_its_bytes() {
+        let wav = wav(16_000, 10);
+        assert_eq!(
+            audio_type(Some("audio/webm;codecs=opus"), "blob", b"").as_deref(),
+            Some("audio/webm;codecs=opus")
+        );
+        assert_eq!(
+            audio_type(Some("application/octet-stream"), "a.MP3", b"").as_deref(),
+            Some("audio/mpeg")
+        );
+        assert_eq!(audio_type(None, "blob", &wav).as_deref(), Some("audio/wav"));
+        assert_eq!(
+            audio_type(None, "blob", b"OggS\0\x02").as_deref(),
+            Some("audio/ogg")
+        );
+        assert_eq!(audio_type(Some("image/png"), "a.wav", &wav), None);
+        assert_eq!(audio_type(None, "notes.txt", b"hello"), None);
+        assert_eq!(
+            upstream_filename("blob", "audio/webm;codecs=opus"),
+            "audio.webm"
+        );
+        assert_eq!(
+            upstream_filename("take \"1\".wav", "audio/wav"),
+            "take _1_.wav"
+        );
+        assert_eq!(upstream_filename("x.m4a", "audio/mp4"), "x.m4a");
     }
 }

@@ -3,8 +3,10 @@
 pub mod anthropic;
 pub mod openai;
 pub mod responses;
+pub mod search;
 pub mod seed;
 pub mod sse;
+pub mod transcription;
 
 /// Why an upstream event could not be used.
 #[derive(Debug)]

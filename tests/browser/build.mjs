@@ -1,5 +1,5 @@
-// Bundles the browser tests' pages: `node build.mjs OUTDIR` writes component.js (the
-// Framer component, compiled from ui/framer with a stand-in for `framer`) and sdk.js.
+// Bundles the browser tests' pages: `node build.mjs OUTDIR` writes component.js and voice.js
+// (the Framer components, compiled from ui/framer with a stand-in for `framer`) and sdk.js.
 import { build } from "esbuild"
 import { fileURLToPath } from "node:url"
 import path from "node:path"
@@ -11,6 +11,7 @@ if (!outdir) throw new Error("usage: node build.mjs OUTDIR")
 await build({
     entryPoints: {
         component: path.join(here, "component-page.jsx"),
+        voice: path.join(here, "voice-page.jsx"),
         sdk: path.join(here, "sdk-page.js"),
     },
     bundle: true,

@@ -5,8 +5,12 @@
 pub mod desktop;
 pub mod mock_anthropic;
 pub mod mock_asap;
+pub mod mock_brave;
+pub mod mock_deepgram;
 pub mod mock_openai;
+pub mod mock_tavily;
 pub mod pages;
+pub mod speech;
 pub mod tray_host;
 
 use std::net::SocketAddr;

@@ -9,6 +9,8 @@ let settings = {
         { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini", models: ["gpt-4o"] },
         { id: "claude", kind: "anthropic", base_url: "https://api.anthropic.com", default_model: "claude-sonnet-4-5" },
         { id: "ollama", kind: "openai", base_url: "http://127.0.0.1:11434/v1", default_model: "llama3.2" },
+        { id: "deepgram", kind: "deepgram", base_url: "https://api.deepgram.com", default_model: "nova-3" },
+        { id: "tavily", kind: "tavily", base_url: "https://api.tavily.com", default_model: "basic" },
     ],
     cors: { allowed_origins: ["https://framer.com", "https://*.framercanvas.com", "https://*.plugins.framercdn.com", "http://localhost:*", "http://127.0.0.1:*"], allow_any_origin: false },
     allowed_hosts: [], require_access_token: false,
@@ -38,10 +40,11 @@ const answers = {
     providers_list: () => settings.providers.map((p) => ({
         id: p.id, kind: p.kind, base_url: p.base_url ?? null, default_model: p.default_model ?? "protogate-demo", models: p.models ?? [],
         is_default: p.id === settings.default_provider,
-        key_state: { demo: "not needed", openai: "set (in the keychain)", claude: "missing", ollama: "not needed (a server on this machine)" }[p.id] ?? "missing",
+        key_state: { demo: "not needed", openai: "set (in the keychain)", claude: "missing", ollama: "not needed (a server on this machine)", deepgram: "set (in the keychain)", tavily: "set (in the keychain)" }[p.id] ?? "missing",
         last_error: p.id === "claude" ? "no API key is set for provider 'claude'. Set it with `protogate secrets set claude`" : null,
         limit: p.id === "openai" ? "100 requests per minute, burst 200" : null,
         waiting: p.id === "openai" ? 2 : 0,
+        capabilities: { demo: ["chat", "voice", "search"], deepgram: ["voice"], tavily: ["search"] }[p.kind] ?? ["chat"],
     })),
     log_recent: () => records,
     autostart_get: () => false,
@@ -53,4 +56,46 @@ const answers = {
 window.__TAURI__ = {
     core: { invoke: async (command, args) => (answers[command] ?? (() => null))(args) },
     event: { listen: async () => () => {} },
+}
+
+// The gateway's routes the Chat view calls over HTTP, answered here too, so the preview's
+// chat, microphone and "Search the web" work in a plain browser.
+const sse = (events) => new Response(new ReadableStream({
+    async start(out) {
+        for (const e of events) {
+            out.enqueue(new TextEncoder().encode(`data: ${typeof e === "string" ? e : JSON.stringify(e)}\n\n`))
+            await new Promise((r) => setTimeout(r, 15))
+        }
+        out.close()
+    },
+}), { headers: { "Content-Type": "text/event-stream" } })
+const gateway = {
+    "/api/search": (body) => ({ query: body.query, provider: "tavily", results: [
+        { title: "Cold brew vs. iced coffee: what is the difference?", url: "https://www.example-coffee.com/guides/cold-brew", content: "Cold brew steeps for 12 to 24 hours in cold water…", score: 0.92 },
+        { title: "How to make cold brew at home", url: "https://brewing.example.org/cold-brew-at-home", content: "Coarse grounds, a 1:8 ratio and patience…", score: 0.87 },
+        { title: "Caffeine in cold brew, measured", url: "https://lab.example.net/caffeine", content: "Per cup, cold brew has somewhat more caffeine…", score: 0.71 },
+    ] }),
+    "/api/voice/process": () => ({ text: "What is the difference between cold brew and iced coffee?", provider: "deepgram", model: "nova-3", duration_s: 3.2 }),
+    "/api/ai-gateway/stream": (body) => sse([
+        ...(body.system
+            ? "Cold brew is steeped in cold water for 12 to 24 hours, which makes it smoother and less acidic [1](https://www.example-coffee.com/guides/cold-brew); iced coffee is brewed hot and then cooled [2](https://brewing.example.org/cold-brew-at-home)."
+            : "Wake up to something worth waking up for.").split(/(?<= )/).map((text) => ({ text })),
+        "[DONE]",
+    ]),
+}
+const realFetch = window.fetch
+window.fetch = async (url, init = {}) => {
+    const { origin, pathname } = new URL(url, location.href)
+    const route = origin === status.http && gateway[pathname]
+    if (!route) return realFetch(url, init)
+    const answer = route(typeof init.body === "string" ? JSON.parse(init.body) : {})
+    return answer instanceof Response ? answer : new Response(JSON.stringify(answer), { headers: { "Content-Type": "application/json" } })
+}
+// `?ask=…&search=1` sends a first message, for screenshots of a conversation.
+if (params.get("ask")) {
+    addEventListener("DOMContentLoaded", () => setTimeout(() => {
+        document.querySelector("#chat-search").checked = params.get("search") === "1"
+        document.querySelector("#chat-input").value = params.get("ask")
+        document.querySelector("#chat-form").requestSubmit()
+    }, 100))
 }

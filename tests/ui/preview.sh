@@ -13,6 +13,8 @@ python3 -m http.server 8399 --bind 127.0.0.1 --directory "$site" >/dev/null 2>&1
 server=$!
 trap 'kill $server; rm -rf "$site"' EXIT
 sleep 0.5
+# The chat is shown with a searched answer (the mock answers the gateway's routes too).
+extra() { [[ $1 == chat ]] && echo "&search=1&ask=Cold%20brew%20or%20iced%20coffee%3F" || true; }
 for view in endpoint providers logs chat settings; do
   for scheme in light dark; do
     flags=()
@@ -21,7 +23,7 @@ for view in endpoint providers logs chat settings; do
       --disable-background-networking --disable-component-update --disable-sync \
       --user-data-dir="$(mktemp -d)" --window-size=920,640 --hide-scrollbars \
       --virtual-time-budget=2000 "${flags[@]}" \
-      --screenshot="$out/$view-$scheme.png" "http://127.0.0.1:8399/index.html?view=$view" >/dev/null 2>&1
+      --screenshot="$out/$view-$scheme.png" "http://127.0.0.1:8399/index.html?view=$view$(extra "$view")" >/dev/null 2>&1
   done
 done
 echo "screenshots in $out"

@@ -17,7 +17,14 @@ const PRESETS = {
     "GitHub Models": { id: "github", kind: "openai", base_url: "https://models.github.ai/inference", default_model: "openai/gpt-4.1",
         headers: { Accept: "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28" }, limits: { requests_per_hour: 500, burst: 17 } },
     "ASAP gateway": { id: "ai-gateway", kind: "asap-gateway", base_url: "https://ai-gateway.example.net/v1/bedrock/model/{model}/invoke", default_model: "anthropic.claude-3-5-sonnet" },
+    // Web search for POST /api/search. Tavily's "model" is its search depth (basic or
+    // advanced); the id `tavily` is what the wiring spec's search() sends.
+    Tavily: { id: "tavily", kind: "tavily", base_url: "https://api.tavily.com", default_model: "basic", limits: { requests_per_minute: 100, burst: 200 } },
+    Brave: { id: "brave", kind: "brave", base_url: "https://api.search.brave.com", default_model: "web" },
 }
+
+// What each capability means, for the pills on a provider's card.
+const CAPABILITIES = { chat: "Answers chat", voice: "Transcribes speech", search: "Searches the web" }
 
 async function settingsWith(change) {
     const settings = await call("settings_get")
@@ -52,7 +59,9 @@ function providerCard(p) {
     const keyClass = /^set/.test(p.key_state) ? "pill ok" : /missing/.test(p.key_state) ? "pill missing" : "pill"
     return el("div", { class: "card provider", "data-provider": p.id },
         el("div", { class: "title" }, el("h2", {}, p.id), el("span", { class: "pill" }, p.kind),
-            p.is_default && el("span", { class: "pill" }, "default")),
+            p.is_default && el("span", { class: "pill" }, "default"),
+            p.capabilities && el("span", { class: "caps", "aria-label": "Serves" },
+                p.capabilities.map((c) => el("span", { class: `pill cap ${c}`, title: CAPABILITIES[c] ?? c }, c)))),
         p.kind !== "demo" && el("div", { class: "key-row" }, keyInput, el("button", { class: "secondary", onclick: setKey }, "Set key")),
         el("p", { class: "meta" }, `${p.default_model}${p.base_url ? ` · ${p.base_url}` : ""}`),
         el("p", { class: "key-state" }, "Key: ", el("span", { class: keyClass }, p.key_state)),
