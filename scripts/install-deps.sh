@@ -6,14 +6,35 @@
 #                                   WebDriver), a real Secret Service, Xvfb, xclip, Node.js,
 #                                   Python (for OpenAI's ChatKit SDK), espeak-ng, sox and
 #                                   ffmpeg (speech for the voice tests, and WebM/OGG from it)
+#                                   and Windows' (mingw-w64, Wine, NSIS: the Windows build run
+#                                   under Wine, tests/windows_wine.rs)
 # Idempotent: packages already present are skipped, so a second run costs a second.
+# On macOS there is no apt: it checks for Xcode's command line tools and Rust, and says
+# what to install (the tests there use the login keychain, Safari's safaridriver, Chrome).
 set -euo pipefail
+
+if [[ "$(uname -s)" == Darwin ]]; then
+  if ! xcode-select -p >/dev/null 2>&1; then
+    echo "protogate: Xcode's command line tools are missing: run  xcode-select --install  and try again" >&2
+    exit 1
+  fi
+  if ! command -v cargo >/dev/null 2>&1 && [[ ! -x "$HOME/.cargo/bin/cargo" ]]; then
+    echo "protogate: Rust is missing: install it from https://rustup.rs, then open a new terminal" >&2
+    exit 1
+  fi
+  if [[ "${1:-build}" == "test" ]]; then
+    command -v node >/dev/null 2>&1 || echo "protogate: Node.js is missing (the JavaScript tests need it): https://nodejs.org or  brew install node" >&2
+    [[ -x /usr/bin/safaridriver ]] && ! safaridriver --version >/dev/null 2>&1 &&
+      echo "protogate: for the Safari tests, run once:  sudo safaridriver --enable" >&2
+  fi
+  exit 0
+fi
 
 want=(build-essential pkg-config curl ca-certificates
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev)
 if [[ "${1:-build}" == "test" ]]; then
   want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip x11-utils python3 python3-venv
-        espeak-ng sox ffmpeg)
+        espeak-ng sox ffmpeg gcc-mingw-w64-x86-64 wine wine64 nsis)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

@@ -30,4 +30,12 @@ for req in tests/*/requirements.txt; do
 done
 # With arguments (`--test cors`), only what they name runs; without, every target.
 if (($#)); then targets=("$@"); else targets=(--all-targets); fi
+# macOS: the login keychain and the system's browsers; no D-Bus, no gnome-keyring.
+if [[ "$(uname -s)" == Darwin ]]; then exec cargo test --locked "${targets[@]}"; fi
+# The Windows build that tests/windows_wine.rs runs under Wine (cross-built into
+# target/cross; incremental after the first time). With arguments, only when they ask
+# for that test; where Wine is missing the test says so and skips.
+if command -v wine >/dev/null 2>&1 && { ((!$#)) || [[ " $* " == *windows_wine* ]]; }; then
+  scripts/windows-build.sh
+fi
 exec dbus-run-session -- scripts/with-keyring.sh cargo test --locked "${targets[@]}"

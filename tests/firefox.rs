@@ -2,6 +2,8 @@
 //! (`network.lna.address_space.public.override`) calling Protogate on loopback. Firefox
 //! holds such a call while it asks for its "loopback-network" permission; granted (here
 //! by the `permissions.default.loopback-network` preference), the call goes through.
+// Linux only: Debian's Firefox, its process group.
+#![cfg(target_os = "linux")]
 
 mod common;
 

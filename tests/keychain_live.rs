@@ -2,6 +2,8 @@
 //! (Seahorse, Keychain Access, `secret-tool`) stops or starts being used within the cache's
 //! time-to-live, with the same gateway running; a keychain that is not up when the gateway
 //! starts is found once it is; and an unreadable access token is a 503, not a 401.
+// Linux only: the Secret Service (gnome-keyring over D-Bus), process groups.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! A locked keychain: reported in plain words for the provider that needs it, while the
 //! others keep answering. Runs the gateway in a D-Bus session of its own, with its own
 //! gnome-keyring, so locking it does not disturb the other keychain tests.
+// Linux only: its own D-Bus session and gnome-keyring, process groups.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! status line tells the endpoint, Stop stops the gateway, Start starts it, the icon
 //! changes with the state, Copy endpoint fills the clipboard, and Quit ends the app. It is
 //! the notification server too: a refused site is announced once.
-#![cfg(feature = "desktop")]
+#![cfg(all(feature = "desktop", target_os = "linux"))] // the StatusNotifier tray host on D-Bus
 
 mod common;
 

@@ -5,7 +5,7 @@
 //! through the gateway from the webview; requests appear in Logs; a refused origin is
 //! allowed with one click; Trust for Safari puts the local CA in the browsers' store; a
 //! port taken by another app is left for the next free one in one click.
-#![cfg(feature = "desktop")]
+#![cfg(all(feature = "desktop", target_os = "linux"))] // WebKitWebDriver, Xvfb, a Secret Service
 
 mod common;
 
@@ -146,12 +146,16 @@ impl Session {
         // The view as it settles: no passing toast, no answer still streaming in.
         let settled = "return document.querySelector('#toast').hidden \
             && document.querySelector('#chat-stop').disabled";
-        for _ in 0..50 {
+        // Settled for 400 ms in a row: a toast that a command's answer raises a moment
+        // after the view changed has had time to appear (and then to go).
+        let mut calm = 0;
+        for _ in 0..80 {
             let script = json!({"script": settled, "args": []});
             let done = self
                 .send(reqwest::Method::POST, "/execute/sync", Some(script))
                 .await;
-            if done == json!(true) {
+            calm = if done == json!(true) { calm + 1 } else { 0 };
+            if calm == 5 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -6,6 +6,7 @@
 mod commands;
 mod events;
 mod tray;
+mod webview_runtime;
 mod window;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub fn display_available() -> bool {
 /// Runs the tray app until Quit. The gateway starts at once; the window opens, as a
 /// person who launched the app expects, unless `hidden` (a start at login).
 pub fn run(config_path: Option<PathBuf>, hidden: bool) -> Result<(), String> {
+    // Without a web engine (WebView2 missing on Windows) the tray and gateway run alone.
+    let hidden = hidden || !webview_runtime::window_available();
     let path = match config_path {
         Some(path) => path,
         None => config::default_path().map_err(|e| e.to_string())?,

@@ -89,11 +89,42 @@ pub fn delete(account: &str) -> Result<bool, SecretError> {
     )
 }
 
+/// What each store's search takes to find Protogate's entries: the Secret Service
+/// matches attributes; the Windows Credential Manager takes only a regular expression
+/// over target names, which it builds as `<account>.<service>`.
+fn search_spec() -> HashMap<&'static str, String> {
+    if cfg!(target_os = "windows") {
+        HashMap::from([("pattern", windows_target_pattern(KEYCHAIN_SERVICE))])
+    } else {
+        HashMap::from([("service", KEYCHAIN_SERVICE.to_string())])
+    }
+}
+
+/// The Credential Manager's target name for `account` (windows-native-keyring-store's
+/// default delimiters), as `cmdkey /list` and Control Panel show it.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn windows_target_name(account: &str) -> String {
+    format!("{account}.{KEYCHAIN_SERVICE}")
+}
+
+/// A regular expression matching every target name [`windows_target_name`] makes.
+fn windows_target_pattern(service: &str) -> String {
+    let escaped: String = service
+        .chars()
+        .flat_map(|c| {
+            let special = !c.is_ascii_alphanumeric() && c != '_' && c != '-';
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect();
+    format!("^.+\\.{escaped}$")
+}
+
 /// The accounts under Protogate's service, where the store can list them (the Secret
-/// Service can; elsewhere this is `Ok(None)`).
+/// Service and the Credential Manager can; elsewhere this is `Ok(None)`).
 pub fn accounts() -> Result<Option<Vec<String>>, SecretError> {
     let store = store()?;
-    let spec = HashMap::from([("service", KEYCHAIN_SERVICE)]);
+    let owned = search_spec();
+    let spec: HashMap<&str, &str> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let found = match store.search(&spec) {
         Ok(found) => found,
         Err(Error::NotSupportedByStore(_)) => return Ok(None),
@@ -102,6 +133,10 @@ pub fn accounts() -> Result<Option<Vec<String>>, SecretError> {
     let mut accounts: Vec<String> = found
         .iter()
         .filter_map(|entry| {
+            // (service, account) where the store knows them (Windows), else attributes.
+            if let Some((service, account)) = entry.get_specifiers() {
+                return (service == KEYCHAIN_SERVICE).then_some(account);
+            }
             let attributes = entry.get_attributes().ok()?;
             attributes
                 .get("username")
@@ -128,5 +163,27 @@ fn map_error(e: Error) -> SecretError {
             SecretError::Backend("the stored value has an unexpected format".into())
         }
         other => SecretError::Backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_target_names_and_their_pattern() {
+        assert_eq!(windows_target_name("openai"), "openai.protogate");
+        assert_eq!(windows_target_pattern("protogate"), "^.+\\.protogate$");
+        assert_eq!(windows_target_pattern("a.b"), "^.+\\.a\\.b$");
+    }
+
+    #[test]
+    fn the_search_spec_is_what_this_platform_store_takes() {
+        let spec = search_spec();
+        if cfg!(target_os = "windows") {
+            assert_eq!(spec["pattern"], "^.+\\.protogate$");
+        } else {
+            assert_eq!(spec["service"], KEYCHAIN_SERVICE);
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod mock_tavily;
 pub mod pages;
 pub mod speech;
 pub mod tray_host;
+pub mod voice_world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

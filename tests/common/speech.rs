@@ -177,9 +177,12 @@ pub async fn run_script(name: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{name}: {e}: {stdout}"))
 }
 
-/// A multipart form as a browser's `FormData` writes it: `(name, Some((filename, type)),
-/// bytes)` for files, `(name, None, bytes)` for text.
-pub fn form(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> (String, Vec<u8>) {
+/// One field of a form: `(name, Some((filename, type)), bytes)` for a file, `(name,
+/// None, bytes)` for text.
+pub type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+/// A multipart form as a browser's `FormData` writes it.
+pub fn form(parts: &[Part]) -> (String, Vec<u8>) {
     let boundary = "----protogate-voice-test";
     let mut body = Vec::new();
     for (name, file, bytes) in parts {
@@ -198,11 +201,7 @@ pub fn form(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> (String, Vec<u8>) 
 }
 
 /// Posts `form` to `url` as a page on `origin` would.
-pub async fn post_form(
-    url: &str,
-    origin: Option<&str>,
-    parts: &[(&str, Option<(&str, &str)>, &[u8])],
-) -> reqwest::Response {
+pub async fn post_form(url: &str, origin: Option<&str>, parts: &[Part<'_>]) -> reqwest::Response {
     let (content_type, body) = form(parts);
     let mut request = reqwest::Client::new()
         .post(url)

@@ -187,7 +187,7 @@ export default function ProtogateVoice(props: Props) {
                 <MicIcon />
             </button>
             <p style={styles.status} data-role="status">
-                {statusLine(phase, seconds)}
+                {statusLine(phase, seconds, press.current.started)}
             </p>
             {transcript && (
                 <p style={styles.transcript} data-role="transcript">
@@ -218,12 +218,12 @@ export default function ProtogateVoice(props: Props) {
     )
 }
 
-function statusLine(phase: Phase, seconds: number): string {
+function statusLine(phase: Phase, seconds: number, holding: boolean): string {
     switch (phase) {
         case "starting":
             return "Starting the microphone…"
         case "listening":
-            return `Listening… ${seconds}s (let go, or click, to send)`
+            return `Listening… ${seconds}s · ${holding ? "let go" : "click again"} to send`
         case "transcribing":
             return "Transcribing…"
         case "answering":

@@ -21,6 +21,12 @@ const PRESETS = {
     // advanced); the id `tavily` is what the wiring spec's search() sends.
     Tavily: { id: "tavily", kind: "tavily", base_url: "https://api.tavily.com", default_model: "basic", limits: { requests_per_minute: 100, burst: 200 } },
     Brave: { id: "brave", kind: "brave", base_url: "https://api.search.brave.com", default_model: "web" },
+    // Speech to text for /api/voice/process and /v1/audio/transcriptions. Deepgram's
+    // "model" is its recognizer; an OpenAI-compatible provider transcribes with its
+    // transcription_model (applied to a provider of the same id that already exists).
+    Deepgram: { id: "deepgram", kind: "deepgram", base_url: "https://api.deepgram.com", default_model: "nova-3", limits: { requests_per_minute: 30, burst: 60 } },
+    "OpenAI voice": { id: "openai", kind: "openai", base_url: "https://api.openai.com/v1", default_model: "gpt-4o-mini", transcription_model: "gpt-4o-mini-transcribe", limits: { requests_per_minute: 100, burst: 200 } },
+    "Groq voice": { id: "groq", kind: "openai", base_url: "https://api.groq.com/openai/v1", default_model: "llama-3.3-70b-versatile", transcription_model: "whisper-large-v3-turbo" },
 }
 
 // What each capability means, for the pills on a provider's card.
@@ -133,7 +139,7 @@ export async function render() {
 export function init() {
     $("#presets").replaceChildren(
         ...Object.entries(PRESETS).map(([name, preset]) =>
-            el("button", { type: "button", class: "secondary", onclick: () => fill(preset, { limits: preset.limits, headers: preset.headers }) }, name)),
+            el("button", { type: "button", class: "secondary", onclick: () => fill(preset, { limits: preset.limits, headers: preset.headers, transcription_model: preset.transcription_model }) }, name)),
     )
     const form = $("#provider-form")
     form.addEventListener("reset", () => ((presetExtras = null), ($("#provider-form-title").textContent = "Add a provider")))
@@ -150,7 +156,8 @@ export function init() {
         try {
             await settingsWith((s) => {
                 const old = s.providers.find((p) => p.id === entry.id)
-                if (old) Object.assign(old, entry)
+                // A voice preset gives an existing provider its transcription model.
+                if (old) Object.assign(old, entry, presetExtras?.transcription_model ? { transcription_model: presetExtras.transcription_model } : {})
                 else s.providers.push(Object.assign(entry, JSON.parse(JSON.stringify(presetExtras ?? {}))))
             })
             showProblem($("#provider-problem"), null)
