@@ -305,3 +305,61 @@ async fn the_demo_says_how_long_the_recording_was() {
     let json = w.sdk("speech.wav", "demo/protogate-demo", &[]).await;
     assert_eq!(json["text"], expected);
 }
+
+/// Runs a transcription case of `tests/sdk/clients.mjs` (OpenAI's JS SDK, the AI SDK).
+async fn js_sdk(case: &str, base: &str, model: &str, file: &std::path::Path) -> serde_json::Value {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
+    assert!(
+        dir.join("node_modules/openai").exists(),
+        "the SDKs are missing: run scripts/test.sh, which installs them"
+    );
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("clients.mjs"))
+        .args([case, base, model, file.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("node runs");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("{case}: one JSON line expected ({e}): {line}"));
+    assert_eq!(result["ok"], true, "{case} {model}: {result}");
+    result
+}
+
+#[tokio::test]
+async fn the_js_sdks_transcribe_through_protogate_with_every_voice_kind() {
+    let w = world(json!({})).await;
+    let base = w.gw.url("");
+    let wav = w.speech.path("speech.wav");
+    for case in ["openai-transcribe", "ai-transcribe"] {
+        // The real recognizer behind an OpenAI-compatible server.
+        let out = js_sdk(case, &base, "local/sphinx-digits", &wav).await;
+        assert!(
+            heard_the_sentence(out["text"].as_str().unwrap()),
+            "{case}: {out}"
+        );
+        // Deepgram, translated to OpenAI's format (its mock says what it was sent).
+        let out = js_sdk(case, &base, "dg/nova-3", &wav).await;
+        let text = out["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("heard ") && text.contains("audio/"),
+            "{case}: {out}"
+        );
+        // The demo, labelled.
+        let out = js_sdk(case, &base, "demo/protogate-demo", &wav).await;
+        assert!(
+            out["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("[Protogate demo] heard"),
+            "{case}: {out}"
+        );
+    }
+    let seen = w.deepgram.seen();
+    assert_eq!(seen.len(), 2, "one Deepgram call per SDK");
+    let token = format!("Token {DG_KEY}");
+    assert!(seen
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some(token.as_str())));
+}

@@ -3,7 +3,8 @@
 // SDK returned; THEN_MODEL answers the turn after a tool result.
 import OpenAI from "openai"
 import Anthropic from "@anthropic-ai/sdk"
-import { generateText, streamText } from "ai"
+import fs from "node:fs"
+import { experimental_transcribe as transcribe, generateText, streamText } from "ai"
 import { createOpenAI } from "@ai-sdk/openai"
 
 const [testCase, base, model, thenModel = model] = process.argv.slice(2)
@@ -100,6 +101,18 @@ const cases = {
         let text = ""
         for await (const delta of streamed.textStream) text += delta
         return { text: whole.text, streamed: text, finish: whole.finishReason }
+    },
+    // OpenAI's speech-to-text guide: a file in, its text out. THEN is the audio file.
+    async "openai-transcribe"() {
+        const transcription = await openai().audio.transcriptions.create({
+            file: fs.createReadStream(thenModel), model })
+        return { text: transcription.text }
+    },
+    // The AI SDK's transcribe, with its OpenAI provider. THEN is the audio file.
+    async "ai-transcribe"() {
+        const provider = createOpenAI({ baseURL: `${base}/v1`, apiKey: "not-needed" })
+        const result = await transcribe({ model: provider.transcription(model), audio: fs.readFileSync(thenModel) })
+        return { text: result.text, duration: result.durationInSeconds ?? null }
     },
 }
 
