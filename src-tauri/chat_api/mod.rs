@@ -305,26 +305,12 @@ pub async fn agents(State(state): State<AppState>) -> Json<Value> {
             "capabilities": c.capabilities(),
             "models": models,
             "default": c.id == state.config.default_provider,
-            "default_for": defaults_of(&state, &c.id),
+            "default_for": state.config.defaults_of(&c.id),
             "key_state": key_state,
         }));
     }
     let total = agents.len();
     Json(json!({"agents": agents, "total": total}))
-}
-
-/// The capabilities `id` is the default provider of.
-fn defaults_of(state: &AppState, id: &str) -> Vec<&'static str> {
-    let c = &state.config;
-    [
-        ("chat", Some(&c.default_provider)),
-        ("voice", c.default_voice_provider.as_ref()),
-        ("search", c.default_search_provider.as_ref()),
-    ]
-    .into_iter()
-    .filter(|(_, d)| d.is_some_and(|d| d == id))
-    .map(|(name, _)| name)
-    .collect()
 }
 
 /// A readable name: the demo says what it is; the rest go by their id.

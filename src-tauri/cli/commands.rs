@@ -151,26 +151,31 @@ pub fn providers(config_path: Option<PathBuf>) -> Result<(), String> {
         for p in registry(&config, &store).all() {
             let c = p.config();
             let key = p.key_state(&store).await;
-            let default = if c.id == config.default_provider {
-                " (default)"
+            let defaults: Vec<&str> = config.defaults_of(&c.id).iter().map(|c| c.name()).collect();
+            let default = if defaults.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(" (default for {})", defaults.join(", "))
             };
+            let can: Vec<&str> = c.capabilities().iter().map(|c| c.name()).collect();
             let url = c
                 .base_url
                 .as_ref()
                 .map(|u| u.as_str())
                 .unwrap_or("built in");
             println!(
-                "{}{default}\n  kind {}, model {}, {url}\n  key: {key}",
-                c.id, c.kind, c.default_model
+                "{}{default}\n  kind {}, model {}, {url}\n  does: {}\n  key: {key}",
+                c.id,
+                c.kind,
+                c.default_model,
+                can.join(", ")
             );
         }
     });
     Ok(())
 }
 
-/// One one-token completion per provider; non-zero exit when any fails.
+/// One small call per provider (see `Provider::check`); non-zero exit when any fails.
 pub fn check(config_path: Option<PathBuf>) -> Result<(), String> {
     let (config, path) = load_config(config_path, &ServeArgs::default())?;
     println!("settings {}: ok", path.display());

@@ -59,6 +59,21 @@ impl ProviderConfig {
     }
 }
 
+impl super::Config {
+    /// The capabilities provider `id` answers when a request names no provider.
+    pub fn defaults_of(&self, id: &str) -> Vec<Capability> {
+        [
+            (Capability::Chat, Some(&self.default_provider)),
+            (Capability::Voice, self.default_voice_provider.as_ref()),
+            (Capability::Search, self.default_search_provider.as_ref()),
+        ]
+        .into_iter()
+        .filter(|(_, d)| d.is_some_and(|d| d == id))
+        .map(|(c, _)| c)
+        .collect()
+    }
+}
+
 /// The kinds that serve only what is not chat have a default "model" of their own: the
 /// recognizer or the search mode a request gets when it names none.
 pub(super) fn default_model(kind: ProviderKind) -> Option<&'static str> {
