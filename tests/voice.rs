@@ -363,3 +363,41 @@ async fn the_js_sdks_transcribe_through_protogate_with_every_voice_kind() {
         .iter()
         .all(|s| s.authorization.as_deref() == Some(token.as_str())));
 }
+
+#[test]
+fn protogate_check_transcribes_a_spoken_sentence_on_each_voice_provider() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let deepgram = runtime.block_on(common::mock_deepgram::MockDeepgram::start(DG_KEY));
+    let home = tempfile::tempdir().unwrap();
+    let settings = common::settings(json!({"providers": [
+        {"id": "demo", "kind": "demo", "chunk_delay_ms": 1},
+        {"id": "dg", "kind": "deepgram", "base_url": deepgram.base_url},
+    ]}));
+    std::fs::write(home.path().join("settings.json"), settings.to_string()).unwrap();
+    let out = std::process::Command::new(common::binary())
+        .arg("--config")
+        .arg(home.path().join("settings.json"))
+        .arg("check")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("PROTOGATE_SECRET_DG", DG_KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("demo: ok (chat: [Protogate demo]"),
+        "{stdout}"
+    );
+    // Deepgram's mock says what it was sent: the bundled WAV, raw, with its type.
+    assert!(
+        stdout.contains("dg: ok (heard “heard 56658 bytes of audio/wav"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(DG_KEY));
+    let seen = deepgram.seen();
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Token {DG_KEY}").as_str())
+    );
+}

@@ -183,8 +183,11 @@ pub fn check(config_path: Option<PathBuf>) -> Result<(), String> {
     let failures = runtime()?.block_on(async {
         let mut failures = 0;
         for p in registry(&config, &store).all() {
-            match p.check().await.map(|_| ()) {
-                Ok(()) => println!("{}: ok", p.id()),
+            match p.check().await {
+                Ok(said) => {
+                    let said: String = said.chars().take(120).collect();
+                    println!("{}: ok ({})", p.id(), said.trim())
+                }
                 Err(e) => {
                     failures += 1;
                     println!("{}: {e}", p.id());

@@ -8,6 +8,7 @@ mod anthropic;
 mod asap;
 mod asap_gateway;
 mod brave;
+mod check;
 mod client;
 mod deepgram;
 mod demo;
@@ -160,46 +161,6 @@ impl Provider {
                 SecretStatus::Missing => "not needed (a server on this machine)".into(),
                 status => format!("{}; sent to this machine's server", status.describe()),
             },
-        }
-    }
-
-    /// One cheap call to show that the provider answers, in what it does: one token of
-    /// chat, a one-word search, or a second of silence to transcribe. Its text, or the
-    /// error in plain words.
-    pub async fn check(&self) -> Result<String, String> {
-        let call = async {
-            if self.config().can(Capability::Chat) {
-                let request = ChatRequest {
-                    model: self.config().default_model.clone(),
-                    messages: vec![crate::chat::Message::text(crate::chat::Role::User, "ping")],
-                    max_tokens: Some(1),
-                    ..ChatRequest::default()
-                };
-                return self.complete(request).await.map(|c| c.text);
-            }
-            if self.config().can(Capability::Search) {
-                let query = search::SearchQuery {
-                    query: "Protogate".into(),
-                    max_results: 1,
-                };
-                let answer = self.search(query).await?;
-                return Ok(format!("{} result(s)", answer.results.len()));
-            }
-            let audio = voice::Audio {
-                bytes: voice::silent_wav(1).into(),
-                content_type: "audio/wav".into(),
-                filename: "silence.wav".into(),
-                model: self.default_model_for(Capability::Voice),
-                language: None,
-                prompt: None,
-            };
-            let transcript = self.transcribe(audio).await?;
-            Ok(format!("transcribed 1 s of silence: “{}”", transcript.text))
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(60), call).await {
-            Err(_) => Err("no answer within 60 s".into()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(text)) => Ok(text),
         }
     }
 

@@ -207,37 +207,36 @@ pub fn wav_duration_s(bytes: &[u8]) -> Option<f64> {
     None
 }
 
-/// `seconds` of silence as a 16 kHz mono 16-bit WAV: what `protogate check` sends a
-/// voice provider.
-pub fn silent_wav(seconds: u32) -> Vec<u8> {
-    wav(16_000, 16_000 * seconds)
-}
-
-/// A mono 16-bit WAV of `samples` silent samples at `rate` Hz.
-fn wav(rate: u32, samples: u32) -> Vec<u8> {
-    let data = samples * 2;
-    let mut out = b"RIFF".to_vec();
-    out.extend((36 + data).to_le_bytes());
-    out.extend(b"WAVEfmt ");
-    out.extend(16u32.to_le_bytes());
-    out.extend(1u16.to_le_bytes());
-    out.extend(1u16.to_le_bytes());
-    out.extend(rate.to_le_bytes());
-    out.extend((rate * 2).to_le_bytes());
-    out.extend(2u16.to_le_bytes());
-    out.extend(16u16.to_le_bytes());
-    out.extend(b"data");
-    out.extend(data.to_le_bytes());
-    out.extend(std::iter::repeat_n(0u8, data as usize));
-    out
-}
+/// "Hello from Protogate", spoken by espeak-ng (1.8 s, 16 kHz mono WAV): what a provider
+/// check sends a voice provider, so the window's Test shows a real transcript.
+pub const SPOKEN_SAMPLE: &[u8] = include_bytes!("../assets/hello-from-protogate.wav");
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A mono 16-bit WAV of `samples` silent samples at `rate` Hz.
+    fn wav(rate: u32, samples: u32) -> Vec<u8> {
+        let data = samples * 2;
+        let mut out = b"RIFF".to_vec();
+        out.extend((36 + data).to_le_bytes());
+        out.extend(b"WAVEfmt ");
+        out.extend(16u32.to_le_bytes());
+        out.extend(1u16.to_le_bytes());
+        out.extend(1u16.to_le_bytes());
+        out.extend(rate.to_le_bytes());
+        out.extend((rate * 2).to_le_bytes());
+        out.extend(2u16.to_le_bytes());
+        out.extend(16u16.to_le_bytes());
+        out.extend(b"data");
+        out.extend(data.to_le_bytes());
+        out.extend(std::iter::repeat_n(0u8, data as usize));
+        out
+    }
+
     #[test]
     fn a_wav_header_gives_its_length() {
+        assert!((wav_duration_s(SPOKEN_SAMPLE).unwrap() - 1.77).abs() < 0.01);
         assert_eq!(wav_duration_s(&wav(16_000, 32_000)), Some(2.0));
         assert_eq!(wav_duration_s(b"OggS not a wav"), None);
         assert_eq!(wav_duration_s(&wav(16_000, 8_000)[..30]), None);
