@@ -796,3 +796,66 @@ async fn the_voice_component_is_heard_by_a_real_recognizer() {
         "{report}"
     );
 }
+
+/// A page that chats over `/ws/chat` with the access token as a subprotocol (a browser
+/// cannot set headers on a WebSocket) and reports the text.
+fn socket_page(endpoint: &str, token: &str) -> String {
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><title>prototype</title>
+<div id="out"></div>
+<script>
+async function report(result) {{
+  await fetch("/report", {{ method: "POST", body: JSON.stringify(result) }});
+}}
+const socket = new WebSocket({endpoint:?}, ["protogate", {token:?}]);
+let text = "";
+socket.onopen = () => socket.send(JSON.stringify(
+  {{ type: "chat", id: "b1", message: "Hello from a browser socket" }}));
+socket.onmessage = (event) => {{
+  const frame = JSON.parse(event.data);
+  if (frame.type === "delta") {{
+    text += frame.text;
+    document.getElementById("out").textContent = text;
+  }} else if (frame.type === "done") {{
+    report({{ ok: true, text, protocol: socket.protocol, finish: frame.finish_reason }});
+    socket.close();
+  }} else if (frame.type === "error") {{
+    report({{ ok: false, error: frame.error }});
+  }}
+}};
+socket.onerror = () => report({{ ok: false, error: "the socket failed" }});
+</script>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_streams_an_answer_over_a_websocket_from_a_public_page() {
+    const TOKEN: &str = "pg_wsTokenNeverLogged0123456789";
+    let gw = spawn_gateway_env(
+        settings(json!({"require_access_token": true})),
+        &[("PROTOGATE_SECRET_PROTOGATE_ACCESS_TOKEN", TOKEN)],
+    )
+    .await;
+    let endpoint = gw.url("/ws/chat").replacen("http://", "ws://", 1);
+    let mut pages = serve_pages(
+        "127.0.0.1",
+        HashMap::from([("/", html(socket_page(&endpoint, TOKEN)))]),
+    )
+    .await;
+    let report = visit_public(&mut pages, "/").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        report["protocol"], "protogate",
+        "the token is never echoed: {report}"
+    );
+    assert_eq!(report["finish"], "stop");
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[Protogate demo]") && text.contains("Hello from a browser socket"),
+        "{text}"
+    );
+    let record = gw.record_for("/ws/chat", "WS").await;
+    assert_eq!(record.origin.as_deref(), Some(pages.origin().as_str()));
+    assert_eq!(record.chat_id.as_deref(), Some("b1"));
+    assert!(!gw.log_files_text().await.contains(TOKEN));
+}

@@ -58,6 +58,18 @@ async fn world(extra: Value) -> World {
     }
 }
 
+/// A GET as a page on `origin` sends it.
+async fn get(url: impl reqwest::IntoUrl, origin: &str) -> reqwest::Response {
+    let request = reqwest::Client::new().get(url).header("origin", origin);
+    request.send().await.unwrap()
+}
+
+/// A DELETE as a page on `origin` sends it.
+async fn delete(url: impl reqwest::IntoUrl, origin: &str) -> reqwest::Response {
+    let request = reqwest::Client::new().delete(url).header("origin", origin);
+    request.send().await.unwrap()
+}
+
 async fn chat(w: &World, origin: Option<&str>, body: Value) -> (u16, Value) {
     let r = post_json(&w.gw.url("/api/chat"), origin, body).await;
     (r.status().as_u16(), r.json().await.unwrap())
@@ -184,24 +196,13 @@ async fn a_conversation_keeps_its_history_per_origin_and_across_a_restart() {
     }
 
     let url = w.gw.url(&format!("/api/conversations/{id}"));
-    let client = reqwest::Client::new();
-    let mine = client
-        .get(&url)
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let mine = get(&url, FRAMER_ORIGIN).await;
     assert_eq!(mine.status(), 200);
     let mine: Value = mine.json().await.unwrap();
     assert_eq!(mine["messages"].as_array().unwrap().len(), 6, "{mine}");
     assert_eq!(mine["system"], "be brief");
     // Another page learns nothing of it, and cannot add to it.
-    let theirs = client
-        .get(&url)
-        .header("origin", OTHER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let theirs = get(&url, OTHER_ORIGIN).await;
     assert_eq!(theirs.status(), 404);
     assert_eq!(
         theirs.headers()["access-control-allow-origin"],
@@ -222,47 +223,22 @@ async fn a_conversation_keeps_its_history_per_origin_and_across_a_restart() {
 
     // A restart keeps it; the count bound evicts the oldest.
     let w = world(store).await;
-    let again = client
-        .get(w.gw.url(&format!("/api/conversations/{id}")))
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let again = get(w.gw.url(&format!("/api/conversations/{id}")), FRAMER_ORIGIN).await;
     assert_eq!(again.status(), 200);
     for _ in 0..2 {
         chat(&w, Some(FRAMER_ORIGIN), json!({"message": "new"})).await;
     }
-    let evicted = client
-        .get(w.gw.url(&format!("/api/conversations/{id}")))
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let evicted = get(w.gw.url(&format!("/api/conversations/{id}")), FRAMER_ORIGIN).await;
     assert_eq!(evicted.status(), 404);
 
     let (_, body) = chat(&w, Some(FRAMER_ORIGIN), json!({"message": "bye"})).await;
     let id = body["conversation_id"].as_str().unwrap();
     let url = w.gw.url(&format!("/api/conversations/{id}"));
-    let gone = client
-        .delete(&url)
-        .header("origin", OTHER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let gone = delete(&url, OTHER_ORIGIN).await;
     assert_eq!(gone.status(), 404, "another page cannot delete it");
-    let gone = client
-        .delete(&url)
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let gone = delete(&url, FRAMER_ORIGIN).await;
     assert_eq!(gone.status(), 200);
-    let after = client
-        .get(&url)
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let after = get(&url, FRAMER_ORIGIN).await;
     assert_eq!(after.status(), 404);
 }
 
@@ -311,12 +287,7 @@ async fn an_eventsource_that_comes_back_after_done_is_told_204_and_nothing_is_as
     let w = world(json!({})).await;
     let client = reqwest::Client::new();
     let url = w.gw.url("/api/chat/stream?message=Hello&provider=openai");
-    let r = client
-        .get(&url)
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let r = get(&url, FRAMER_ORIGIN).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let body = r.text().await.unwrap();
@@ -358,12 +329,7 @@ async fn a_stream_cut_mid_answer_resumes_without_a_second_call_or_a_lost_word() 
     let client = reqwest::Client::new();
     let url =
         w.gw.url("/api/chat/stream?message=Hello&model=openai/gated");
-    let r = client
-        .get(&url)
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let r = get(&url, FRAMER_ORIGIN).await;
     let mut body = r.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("first") {
@@ -593,12 +559,7 @@ async fn an_uploaded_image_reaches_the_model_in_its_own_format() {
 #[tokio::test]
 async fn agents_describe_the_providers_without_secrets_or_urls() {
     let w = world(json!({})).await;
-    let r = reqwest::Client::new()
-        .get(w.gw.url("/api/agents"))
-        .header("origin", FRAMER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let r = get(w.gw.url("/api/agents"), FRAMER_ORIGIN).await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
@@ -652,12 +613,8 @@ async fn a_key_the_page_sends_never_goes_upstream_and_a_failed_turn_stores_nothi
     .await;
     assert_eq!(status, 502, "{body}");
     assert!(body["error"].as_str().unwrap().contains("openai"), "{body}");
-    let stored: Value = reqwest::Client::new()
-        .get(w.gw.url(&format!("/api/conversations/{id}")))
-        .header("origin", FRAMER_ORIGIN)
-        .send()
+    let stored: Value = get(w.gw.url(&format!("/api/conversations/{id}")), FRAMER_ORIGIN)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -1,18 +1,16 @@
 //! The WebSocket routes on a real gateway: `/ws/chat` (the wiring spec's chat frames)
 //! with tokio-tungstenite as the client and the mock OpenAI upstream behind it, the
 //! Responses API's WebSocket mode checked by OpenAI's Python SDK types
-//! (`tests/responses_ws.py`, in the venv `scripts/test.sh` makes), and a real Chromium
-//! `WebSocket` from a public page.
+//! (`tests/responses_ws.py`, in the venv `scripts/test.sh` makes). A real Chromium
+//! `WebSocket` from a public page is in `tests/browser.rs`, with the other browser tests.
 
 mod common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::mock_openai::MockOpenAi;
-use common::pages::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -655,118 +653,4 @@ async fn the_responses_websocket_mode_sends_what_the_openai_sdk_types_accept() {
     )
     .await;
     assert_eq!(post.status(), 200);
-}
-
-// --- A real browser: Chromium's `WebSocket` from a public page -------------------------
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const POLICY_DIR: &str = "/etc/chromium/policies/managed";
-
-/// Grants Local Network Access to `origin` through a managed policy while alive (as
-/// `tests/browser.rs` does).
-struct Permission(PathBuf);
-
-impl Permission {
-    fn grant(origin: &str) -> Self {
-        std::fs::create_dir_all(POLICY_DIR).unwrap_or_else(|e| {
-            panic!("the tests grant Chrome's permission in {POLICY_DIR} (as root): {e}")
-        });
-        let path = PathBuf::from(POLICY_DIR)
-            .join(format!("protogate-test-ws-{}.json", std::process::id()));
-        let policy = json!({ "LocalNetworkAccessAllowedForUrls": [origin] });
-        std::fs::write(&path, policy.to_string()).unwrap();
-        Permission(path)
-    }
-}
-
-impl Drop for Permission {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn socket_page(endpoint: &str, token: &str) -> String {
-    format!(
-        r#"<!doctype html><meta charset="utf-8"><title>prototype</title>
-<div id="out"></div>
-<script>
-async function report(result) {{
-  await fetch("/report", {{ method: "POST", body: JSON.stringify(result) }});
-}}
-const socket = new WebSocket({endpoint:?}, ["protogate", {token:?}]);
-let text = "";
-socket.onopen = () => socket.send(JSON.stringify(
-  {{ type: "chat", id: "b1", message: "Hello from a browser socket" }}));
-socket.onmessage = (event) => {{
-  const frame = JSON.parse(event.data);
-  if (frame.type === "delta") {{
-    text += frame.text;
-    document.getElementById("out").textContent = text;
-  }} else if (frame.type === "done") {{
-    report({{ ok: true, text, protocol: socket.protocol, finish: frame.finish_reason }});
-    socket.close();
-  }} else if (frame.type === "error") {{
-    report({{ ok: false, error: frame.error }});
-  }}
-}};
-socket.onerror = () => report({{ ok: false, error: "the socket failed" }});
-</script>"#
-    )
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn chromium_streams_an_answer_over_a_websocket_from_a_public_page() {
-    assert!(
-        std::path::Path::new(CHROMIUM).exists(),
-        "Chromium is missing: run the tests through scripts/test.sh, which installs it"
-    );
-    let gw = spawn_gateway_env(
-        settings(json!({"require_access_token": true})),
-        &[("PROTOGATE_SECRET_PROTOGATE_ACCESS_TOKEN", TOKEN)],
-    )
-    .await;
-    let endpoint = ws_url(&gw, "/ws/chat");
-    let mut pages = serve_pages(
-        "127.0.0.1",
-        HashMap::from([("/", html(socket_page(&endpoint, TOKEN)))]),
-    )
-    .await;
-    let _permission = Permission::grant(&pages.origin());
-    let profile = tempfile::tempdir().unwrap();
-    let mut browser = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!(
-            "--ip-address-space-overrides={}=public",
-            pages.address()
-        ))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(pages.url("/"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromium");
-    let report = tokio::time::timeout(Duration::from_secs(60), pages.reports.recv()).await;
-    let _ = browser.kill().await;
-    let report = report.expect("the page reports within a minute").unwrap();
-    assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["protocol"], "protogate", "{report}");
-    assert_eq!(report["finish"], "stop");
-    let text = report["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("[Protogate demo]") && text.contains("Hello from a browser socket"),
-        "{text}"
-    );
-    let record = records_of(&gw, "/ws/chat", 1).await.remove(0);
-    assert_eq!(record.origin.as_deref(), Some(pages.origin().as_str()));
-    assert_eq!(record.chat_id.as_deref(), Some("b1"));
 }

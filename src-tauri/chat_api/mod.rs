@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::chatkit::store::{Store, StoredThread};
 use crate::chatkit::types::ThreadItem;
 use crate::config::KeyUse;
 use crate::error::GatewayError;
@@ -37,7 +38,7 @@ pub async fn chat(
     headers: HeaderMap,
     JsonBody(input): JsonBody<ChatInput>,
 ) -> Result<Json<Value>, GatewayError> {
-    let turn = prepare(&state, &origin_key(&headers), input, &record).map_err(conversation)?;
+    let turn = prepare(&state, &origin_key(&headers), input, &record)?;
     turn.provider.wait_turn(&record).await?;
     let completion = turn.provider.complete(turn.chat.clone()).await?;
     record.push_answer(&completion.text);
@@ -198,7 +199,7 @@ async fn start(
     ),
     GatewayError,
 > {
-    let turn = prepare(state, origin, input, record).map_err(conversation)?;
+    let turn = prepare(state, origin, input, record)?;
     // The queue first: a request waiting for its provider's budget holds no stream slot.
     turn.provider.wait_turn(record).await?;
     let permit = state.stream_permit()?;
@@ -217,14 +218,15 @@ fn new_stream_id() -> String {
     format!("cs_{}", &hex[..16])
 }
 
-/// A store refusal in the chat API's words.
-pub(super) fn conversation(e: GatewayError) -> GatewayError {
-    match e {
-        GatewayError::Missing(message) => {
-            GatewayError::Missing(message.replace("thread `", "conversation `"))
-        }
-        e => e,
-    }
+/// This page's conversation `id`, and the store it is in.
+fn find(
+    state: &AppState,
+    origin: &str,
+    id: &str,
+) -> Result<(std::sync::Arc<Store>, StoredThread), GatewayError> {
+    let store = crate::chatkit::store_of(state);
+    let thread = store.thread(origin, id).map_err(turn::refusal)?;
+    Ok((store, thread))
 }
 
 /// `GET /api/conversations/{id}`: its messages, oldest first.
@@ -235,10 +237,7 @@ pub async fn conversation_get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
     record.set_thread(&id);
-    let store = crate::chatkit::store_of(&state);
-    let thread = store
-        .thread(&origin_key(&headers), &id)
-        .map_err(|e| conversation(e.into()))?;
+    let (_, thread) = find(&state, &origin_key(&headers), &id)?;
     let messages: Vec<Value> = thread
         .items
         .iter()
@@ -257,7 +256,7 @@ pub async fn conversation_get(
         "conversation_id": thread.meta.id,
         "created_at": thread.meta.created_at,
         "title": thread.meta.title,
-        "system": crate::chatkit::store::Store::system_of(&thread),
+        "system": Store::system_of(&thread),
         "messages": messages,
     })))
 }
@@ -271,10 +270,7 @@ pub async fn conversation_delete(
 ) -> Result<Json<Value>, GatewayError> {
     record.set_thread(&id);
     let origin = origin_key(&headers);
-    let store = crate::chatkit::store_of(&state);
-    store
-        .thread(&origin, &id)
-        .map_err(|e| conversation(e.into()))?;
+    let (store, _) = find(&state, &origin, &id)?;
     store.delete_thread(&origin, &id);
     Ok(Json(json!({"deleted": true, "conversation_id": id})))
 }

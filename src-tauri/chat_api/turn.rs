@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap};
 use serde::Deserialize;
 
 use crate::chat::{ChatRequest, Message, Part, Role};
-use crate::chatkit::store::{self, Store, StoredThread};
+use crate::chatkit::store::{self, Store, StoreError, StoredThread};
 use crate::chatkit::types::{
     AssistantMessageItem, OutputText, ThreadItem, UserContent, UserMessageItem,
 };
@@ -79,17 +79,21 @@ pub fn prepare(
         .route(input.provider.as_deref(), input.model.as_deref())
         .map_err(GatewayError::bad_request)?;
     let store = crate::chatkit::store_of(state);
-    let thread = store.conversation(origin, input.conversation_id.as_deref())?;
+    let thread = store
+        .conversation(origin, input.conversation_id.as_deref())
+        .map_err(refusal)?;
     let id = thread.meta.id.clone();
     record.set_thread(&id);
     let system = match input.system.filter(|s| !s.is_empty()) {
         Some(system) => {
-            store.set_system(origin, &id, &system)?;
+            store.set_system(origin, &id, &system).map_err(refusal)?;
             Some(system)
         }
         None => Store::system_of(&thread),
     };
-    let images = store.pending_uploads(origin, &input.file_ids, &id)?;
+    let images = store
+        .pending_uploads(origin, &input.file_ids, &id)
+        .map_err(refusal)?;
     let user = UserMessageItem {
         id: store::new_id("msg"),
         thread_id: id.clone(),
@@ -119,6 +123,17 @@ pub fn prepare(
         origin: origin.to_string(),
         user,
     })
+}
+
+/// A store refusal in the chat API's words: its threads are conversations here. Another
+/// page's conversation is "does not exist", as one that never did.
+pub(super) fn refusal(e: StoreError) -> GatewayError {
+    match e {
+        StoreError::NoThread(id) => GatewayError::Missing(format!(
+            "conversation `{id}` does not exist (deleted, expired, or started by another page)"
+        )),
+        e => GatewayError::Missing(e.to_string()),
+    }
 }
 
 /// The conversation so far, then the new message with its images.

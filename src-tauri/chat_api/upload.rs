@@ -24,9 +24,7 @@ pub async fn upload(
     if let Some(id) = &upload.conversation_id {
         record.set_thread(id);
         // Uploads go with their conversation: it must be this page's.
-        store
-            .thread(&origin, id)
-            .map_err(|e| super::conversation(e.into()))?;
+        store.thread(&origin, id).map_err(super::turn::refusal)?;
     }
     let attachment = upload.attachment(upload.conversation_id.clone());
     store.add_upload(&origin, attachment.clone());
