@@ -374,6 +374,13 @@ async fn a_designer_runs_the_window_end_to_end() {
         state.contains("in the keychain") && state.contains("sent to this machine"),
         "a key stored for a server on this machine is shown as set and sent: {state}"
     );
+    // Typing the key scrolled the view down a little: show it from its heading.
+    w.script(
+        "for (const e of [document.scrollingElement, ...document.querySelectorAll('main, section')]) \
+         if (e) e.scrollTop = 0",
+        json!([]),
+    )
+    .await;
     w.screenshot("providers-light").await;
 
     // Chat: streams from the webview through the gateway (a real cross-origin client).
