@@ -24,5 +24,9 @@ cargo build --locked --release --target "$target" --no-default-features
 cp "$built" "$out/protogate-headless.exe"
 cargo build --locked --release --target "$target"
 cp "$built" "$out/protogate.exe"
+# The GNU build loads WebView2 through WebView2Loader.dll (the MSVC build links it in):
+# it must sit beside the app, as Tauri's NSIS installer puts it; without it Windows
+# refuses to start the app at all.
+cp "$CARGO_TARGET_DIR/$target/release/WebView2Loader.dll" "$out/"
 echo "protogate: Windows build in ${SECONDS}s:" >&2
-ls -l "$out"/*.exe >&2
+ls -l "$out"/*.exe "$out"/*.dll >&2

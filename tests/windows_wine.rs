@@ -53,7 +53,10 @@ fn wine() -> Option<(&'static Wine, MutexGuard<'static, ()>)> {
             return None;
         }
         let dir = root().join("target/cross/windows");
-        let (headless, desktop) = (dir.join("protogate-headless.exe"), dir.join("protogate.exe"));
+        let (headless, desktop) = (
+            dir.join("protogate-headless.exe"),
+            dir.join("protogate.exe"),
+        );
         if !headless.exists() || !desktop.exists() {
             let built = Command::new(root().join("scripts/windows-build.sh"))
                 .status()
@@ -169,7 +172,10 @@ fn serve(wine: &Wine, exe: &Path, dir: &Path, settings: &Value) -> Served {
     let config = dir.join("settings.json");
     std::fs::write(&config, serde_json::to_vec_pretty(settings).unwrap()).unwrap();
     let mut child = wine
-        .command(exe, &["serve", "--port", "0", "--config", &windows_path(&config)])
+        .command(
+            exe,
+            &["serve", "--port", "0", "--config", &windows_path(&config)],
+        )
         .spawn()
         .unwrap();
     let (tx, stderr) = std::sync::mpsc::channel();
@@ -234,7 +240,10 @@ fn assert_seed_answer(answer: &str) {
         lower.contains("access-control-allow-origin: https://framer.com"),
         "no CORS header: {answer}"
     );
-    assert!(lower.contains("content-type: text/event-stream"), "{answer}");
+    assert!(
+        lower.contains("content-type: text/event-stream"),
+        "{answer}"
+    );
     assert!(answer.contains("data: {\"text\":"), "{answer}");
     assert!(answer.trim_end().ends_with("data: [DONE]"), "{answer}");
 }
@@ -252,7 +261,13 @@ fn serve_answers_the_seed_route_with_cors_over_http_and_https() {
     let ca = dir.path().join("ca.pem");
     let out = wine.run(
         &wine.headless,
-        &["tls", "export", &windows_path(&ca), "--config", &windows_path(&dir.path().join("settings.json"))],
+        &[
+            "tls",
+            "export",
+            &windows_path(&ca),
+            "--config",
+            &windows_path(&dir.path().join("settings.json")),
+        ],
         "",
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -271,7 +286,9 @@ fn serve_answers_the_seed_route_with_cors_over_http_and_https() {
         r#"{"message":"hi"}"#,
         &format!("{}/api/ai-gateway/stream", served.http),
     ]);
-    assert!(!refused.to_ascii_lowercase().contains("access-control-allow-origin"));
+    assert!(!refused
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin"));
 }
 
 #[test]
@@ -291,11 +308,18 @@ fn keys_live_in_the_credential_manager_and_reach_the_upstream() {
     // A made-up key, unique to this run; never printed.
     let key = format!("sk-wine-{}", uuid::Uuid::new_v4().simple());
 
-    let set = wine.run(&wine.headless, &["secrets", "set", "wine-oai", "--config", &cfg], &key);
+    let set = wine.run(
+        &wine.headless,
+        &["secrets", "set", "wine-oai", "--config", &cfg],
+        &key,
+    );
     assert!(set.status.success(), "{}", text(&set));
     let status = wine.run(&wine.headless, &["secrets", "status", "--config", &cfg], "");
     let shown = text(&status);
-    assert!(shown.contains("wine-oai") && shown.contains("keychain"), "{shown}");
+    assert!(
+        shown.contains("wine-oai") && shown.contains("keychain"),
+        "{shown}"
+    );
     assert!(!shown.contains("cannot list"), "{shown}");
     assert!(!shown.contains(&key));
 
@@ -317,12 +341,22 @@ fn keys_live_in_the_credential_manager_and_reach_the_upstream() {
         &["secrets", "status", "--config", &windows_path(&other)],
         "",
     ));
-    assert!(listed.contains("wine-oai") && listed.contains("used by no provider"), "{listed}");
+    assert!(
+        listed.contains("wine-oai") && listed.contains("used by no provider"),
+        "{listed}"
+    );
 
-    let delete = wine.run(&wine.headless, &["secrets", "delete", "wine-oai", "--config", &cfg], "");
+    let delete = wine.run(
+        &wine.headless,
+        &["secrets", "delete", "wine-oai", "--config", &cfg],
+        "",
+    );
     assert!(text(&delete).contains("Removed"), "{}", text(&delete));
     let after = text(&wine.run(&wine.headless, &["secrets", "status", "--config", &cfg], ""));
-    assert!(!after.contains("wine-oai                 openai         set"), "{after}");
+    assert!(
+        !after.contains("wine-oai                 openai         set"),
+        "{after}"
+    );
 
     // Nothing of the key in a file Protogate wrote (Wine keeps its Credential Manager in
     // its registry files, which are the store itself, and checked apart below).
@@ -336,7 +370,10 @@ fn keys_live_in_the_credential_manager_and_reach_the_upstream() {
         );
     }
     let registry = std::fs::read_to_string(wine.prefix.path().join("user.reg")).unwrap();
-    assert!(!registry.contains(&key), "the key is in the registry in plain text");
+    assert!(
+        !registry.contains(&key),
+        "the key is in the registry in plain text"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -357,8 +394,13 @@ fn tls_trust_and_untrust_use_the_users_root_store_and_settings_go_to_appdata() {
     let Some((wine, _turn)) = wine() else { return };
     // No --config: the default place, which on Windows is under %APPDATA%.
     let status = text(&wine.run(&wine.headless, &["tls", "status"], ""));
-    assert!(status.contains("CA") || status.contains("Local CA"), "{status}");
-    let settings = wine.appdata().join("protogate/protogate/config/settings.json");
+    assert!(
+        status.contains("CA") || status.contains("Local CA"),
+        "{status}"
+    );
+    let settings = wine
+        .appdata()
+        .join("protogate/protogate/config/settings.json");
     assert!(settings.exists(), "no settings at {}", settings.display());
 
     let trust = wine.run(&wine.headless, &["tls", "trust"], "");
@@ -367,13 +409,19 @@ fn tls_trust_and_untrust_use_the_users_root_store_and_settings_go_to_appdata() {
     assert!(said.contains(r"Cert:\CurrentUser\Root"), "{said}");
     assert!(said.contains("certutil -addstore Root"), "{said}");
     let status = text(&wine.run(&wine.headless, &["tls", "status"], ""));
-    assert!(status.contains(r"Trusted in: Cert:\CurrentUser\Root"), "{status}");
+    assert!(
+        status.contains(r"Trusted in: Cert:\CurrentUser\Root"),
+        "{status}"
+    );
     wine.settle();
     let registry = std::fs::read_to_string(wine.prefix.path().join("user.reg")).unwrap();
     assert!(registry.contains(r"SystemCertificates\\Root\\Certificates\\"));
 
     let untrust = text(&wine.run(&wine.headless, &["tls", "untrust"], ""));
-    assert!(untrust.contains(r"Removed the local CA from: Cert:\CurrentUser\Root"), "{untrust}");
+    assert!(
+        untrust.contains(r"Removed the local CA from: Cert:\CurrentUser\Root"),
+        "{untrust}"
+    );
     let status = text(&wine.run(&wine.headless, &["tls", "status"], ""));
     assert!(status.contains("no store of this user yet"), "{status}");
     let again = text(&wine.run(&wine.headless, &["tls", "untrust"], ""));
@@ -384,13 +432,25 @@ fn tls_trust_and_untrust_use_the_users_root_store_and_settings_go_to_appdata() {
 fn the_gui_subsystem_app_still_prints_from_a_terminal() {
     let Some((wine, _turn)) = wine() else { return };
     // Built for the GUI subsystem (no console window from the Start menu)...
-    assert_eq!(pe_subsystem(&wine.desktop), 2, "the app is not a GUI-subsystem program");
-    assert_eq!(pe_subsystem(&wine.headless), 3, "the headless build is not a console program");
+    assert_eq!(
+        pe_subsystem(&wine.desktop),
+        2,
+        "the app is not a GUI-subsystem program"
+    );
+    assert_eq!(
+        pe_subsystem(&wine.headless),
+        3,
+        "the headless build is not a console program"
+    );
     // ...and its command line still prints and logs.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("settings.json");
     std::fs::write(&config, json!({"https": {"enabled": false}}).to_string()).unwrap();
-    let status = wine.run(&wine.desktop, &["secrets", "status", "--config", &windows_path(&config)], "");
+    let status = wine.run(
+        &wine.desktop,
+        &["secrets", "status", "--config", &windows_path(&config)],
+        "",
+    );
     assert!(text(&status).contains("demo"), "{}", text(&status));
     let settings = json!({"port": 0, "https": {"enabled": false}});
     let served = serve(wine, &wine.desktop, dir.path(), &settings);
@@ -451,7 +511,12 @@ fn the_app_without_webview2_says_what_is_missing_and_keeps_the_gateway() {
     let mut health = String::new();
     while Instant::now() < deadline {
         let out = Command::new("curl")
-            .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/health")])
+            .args([
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://127.0.0.1:{port}/health"),
+            ])
             .output()
             .unwrap();
         health = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -465,13 +530,18 @@ fn the_app_without_webview2_says_what_is_missing_and_keeps_the_gateway() {
     let _ = app.wait();
     let _ = xvfb.kill();
     let _ = xvfb.wait();
-    let said = said.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    let said = said
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
     assert!(said.contains("Microsoft Edge WebView2 Runtime"), "{said}");
     assert!(said.contains("go.microsoft.com"), "{said}");
     assert!(!said.contains("Unhandled exception"), "a crash: {said}");
     assert!(!said.contains("panicked"), "a panic: {said}");
     assert!(alive, "the app exited: {said}");
-    assert!(health.contains("\"status\""), "the gateway did not answer: {health}\n{said}");
+    assert!(
+        health.contains("\"status\""),
+        "the gateway did not answer: {health}\n{said}"
+    );
 }
 
 fn free_port() -> u16 {

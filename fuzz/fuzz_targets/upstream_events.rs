@@ -57,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
     let items = futures_executor::block_on(
         sse::events(futures_util::stream::iter(reads)).collect::<Vec<_>>(),
     );
-    let events: Vec<sse::Event> = items.iter().filter_map(|i| i.as_ref().ok()).cloned().collect();
+    let events: Vec<sse::Event> = items
+        .iter()
+        .filter_map(|i| i.as_ref().ok())
+        .cloned()
+        .collect();
     let ours = framed(items, |e| (e.event.into_owned(), e.data));
 
     if let Some(theirs) = reference(body) {
@@ -67,7 +71,10 @@ fuzz_target!(|data: &[u8]| {
             // Both stop with an error. eventsource-stream stalls at the first bad byte, so
             // a blank line ended by a lone CR just before it never completes there; here it
             // does: its events are ours, or ours less the last.
-            assert!(ours.1 && theirs.1, "text that is not UTF-8 must end in an error");
+            assert!(
+                ours.1 && theirs.1,
+                "text that is not UTF-8 must end in an error"
+            );
             assert!(
                 ours.0.starts_with(&theirs.0) && ours.0.len() <= theirs.0.len() + 1,
                 "ours {:?}, theirs {:?}",

@@ -5,9 +5,11 @@
 //! get it, in a message box, not a crash dialog.
 
 /// Where WebView2 Runtime is downloaded (the Evergreen bootstrapper).
+#[cfg_attr(not(windows), allow(dead_code))]
 pub const WEBVIEW2_URL: &str = "https://go.microsoft.com/fwlink/p/?LinkId=2124703";
 
 /// What is missing and what to do, in words a designer can act on.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn missing_message(detail: &str) -> String {
     format!(
         "Protogate's window needs Microsoft Edge WebView2 Runtime, which is not installed \
@@ -36,7 +38,14 @@ fn message_box(text: &str) {
     let wide = |s: &str| s.encode_utf16().chain([0]).collect::<Vec<u16>>();
     let (text, title) = (wide(text), wide("Protogate"));
     // SAFETY: NUL-terminated wide strings that outlive the modal call; no owner window.
-    unsafe { MessageBoxW(std::ptr::null_mut(), text.as_ptr(), title.as_ptr(), MB_OK | MB_ICONWARNING) };
+    unsafe {
+        MessageBoxW(
+            std::ptr::null_mut(),
+            text.as_ptr(),
+            title.as_ptr(),
+            MB_OK | MB_ICONWARNING,
+        )
+    };
 }
 
 #[cfg(test)]

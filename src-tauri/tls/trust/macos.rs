@@ -37,7 +37,11 @@ pub fn find_args(keychain: &Path) -> Vec<OsString> {
 
 /// `security delete-certificate -t`: removes the CA and this user's trust settings for it.
 pub fn untrust_args(keychain: &Path) -> Vec<OsString> {
-    args(&["delete-certificate", "-c", NICKNAME, "-t"], keychain, None)
+    args(
+        &["delete-certificate", "-c", NICKNAME, "-t"],
+        keychain,
+        None,
+    )
 }
 
 /// The command that trusts the CA for the whole system (an administrator's password).
@@ -63,9 +67,7 @@ mod tests {
     use super::*;
 
     fn strings(args: Vec<OsString>) -> Vec<String> {
-        args.into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub fn untrust() -> Result<Vec<String>, String> {
         let mut done = vec![];
         while macos::run(&macos::find_args(&keychain))? {
             if !macos::run(&macos::untrust_args(&keychain))? {
-                return Err("macOS did not remove the certificate (was the prompt cancelled?)".into());
+                return Err(
+                    "macOS did not remove the certificate (was the prompt cancelled?)".into(),
+                );
             }
             done.push(keychain.display().to_string());
         }

@@ -31,12 +31,11 @@ mod imp {
     use windows_sys::Win32::Foundation::GetLastError;
     use windows_sys::Win32::Security::Cryptography::{
         CertAddEncodedCertificateToStore, CertCloseStore, CertControlStore,
-        CertDeleteCertificateFromStore,
-        CertDuplicateCertificateContext, CertEnumCertificatesInStore,
-        CertFreeCertificateContext, CertGetNameStringW, CertOpenStore, CERT_CONTEXT,
-        CERT_NAME_SIMPLE_DISPLAY_TYPE, CERT_STORE_ADD_REPLACE_EXISTING, CERT_STORE_CTRL_COMMIT,
-        CERT_STORE_PROV_SYSTEM_W, CERT_SYSTEM_STORE_CURRENT_USER, HCERTSTORE,
-        PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
+        CertDeleteCertificateFromStore, CertDuplicateCertificateContext,
+        CertEnumCertificatesInStore, CertFreeCertificateContext, CertGetNameStringW, CertOpenStore,
+        CERT_CONTEXT, CERT_NAME_SIMPLE_DISPLAY_TYPE, CERT_STORE_ADD_REPLACE_EXISTING,
+        CERT_STORE_CTRL_COMMIT, CERT_STORE_PROV_SYSTEM_W, CERT_SYSTEM_STORE_CURRENT_USER,
+        HCERTSTORE, PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
     };
 
     use super::super::NICKNAME;
@@ -138,7 +137,9 @@ mod imp {
         // SAFETY: no preconditions.
         match unsafe { GetLastError() } {
             CANCELLED => Err("Windows did not add the certificate: its prompt was declined".into()),
-            code => Err(format!("Windows did not add the certificate (error {code})")),
+            code => Err(format!(
+                "Windows did not add the certificate (error {code})"
+            )),
         }
     }
 
