@@ -9,8 +9,9 @@ mod stream;
 mod turn;
 mod upload;
 
+pub use crate::chatkit::origin_key;
 pub use replay::Replays;
-pub use turn::{origin_key, prepare, ChatInput, Turn};
+pub use turn::{prepare, ChatInput, Turn};
 pub use upload::upload;
 
 use axum::body::Body;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap};
 use serde::Deserialize;
 
 use crate::chat::{ChatRequest, Message, Part, Role};
@@ -48,16 +47,6 @@ pub struct Turn {
     store: Arc<Store>,
     origin: String,
     user: UserMessageItem,
-}
-
-/// Whose conversations a request reads and writes: its page's origin (scripts without
-/// one share theirs).
-pub fn origin_key(headers: &HeaderMap) -> String {
-    headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or(crate::chatkit::NO_ORIGIN)
-        .to_string()
 }
 
 /// Resolves the provider (an unknown one is a 400 listing the configured ones), loads or

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::turn::origin_key;
+use super::origin_key;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::request_log::RecordHandle;

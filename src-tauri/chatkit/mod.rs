@@ -34,7 +34,7 @@ use types::{
 };
 
 /// Where a request without an `Origin` (a script, `curl`) keeps its threads.
-pub(crate) const NO_ORIGIN: &str = "(no origin)";
+const NO_ORIGIN: &str = "(no origin)";
 
 /// The threads of the gateway's settings: opened on first use, shared by every state
 /// built from the same settings directory.
@@ -48,8 +48,9 @@ pub fn store_of(state: &AppState) -> Arc<Store> {
         .clone()
 }
 
-/// Whose threads a request reads and writes: its page's origin.
-fn origin_of(headers: &HeaderMap) -> String {
+/// Whose threads (and conversations) a request reads and writes: its page's origin;
+/// scripts without one share theirs.
+pub fn origin_key(headers: &HeaderMap) -> String {
     headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
@@ -64,7 +65,7 @@ pub async fn handle(
     headers: HeaderMap,
     JsonBody(request): JsonBody<Request>,
 ) -> Result<Response, GatewayError> {
-    let origin = origin_of(&headers);
+    let origin = origin_key(&headers);
     let store = store_of(&state);
     if request.is_streaming() {
         return streaming(state, store, origin, record, request);

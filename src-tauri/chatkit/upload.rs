@@ -22,7 +22,7 @@ pub async fn upload(
 ) -> Result<Json<ImageAttachment>, GatewayError> {
     let upload = read_upload(&state, form).await?;
     let attachment = upload.attachment(None);
-    super::store_of(&state).add_upload(&super::origin_of(&headers), attachment.clone());
+    super::store_of(&state).add_upload(&super::origin_key(&headers), attachment.clone());
     Ok(Json(attachment))
 }
 
