@@ -131,6 +131,18 @@ impl Wine {
         child.wait_with_output().unwrap()
     }
 
+    /// Ends the prefix's Wine session: the next program starts a new one, with its own
+    /// environment. Wine's desktop process belongs to the session and keeps the display
+    /// (or the lack of one) of the program that started it, so a GUI run after a console
+    /// one found no display driver, and the reverse would leave a window behind.
+    fn end_session(&self) {
+        let _ = Command::new("wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", self.prefix.path())
+            .status();
+        self.settle();
+    }
+
     /// Waits for every process of the prefix, so the registry is on disk.
     fn settle(&self) {
         let _ = Command::new("wineserver")
@@ -481,13 +493,29 @@ fn the_app_without_webview2_says_what_is_missing_and_keeps_the_gateway() {
     if !on_path("Xvfb") {
         panic!("Xvfb is missing (scripts/install-deps.sh test installs it)");
     }
-    let display = ":87";
+    // Xvfb picks a free display and writes its number once it accepts clients: a fixed
+    // number and a fixed wait failed under load (Wine found no display, and the tray,
+    // with no window to attach to, failed for want of one).
     let mut xvfb = Command::new("Xvfb")
-        .args([display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut number = String::new();
+    BufReader::new(xvfb.stdout.take().unwrap())
+        .read_line(&mut number)
+        .unwrap();
+    let display = format!(":{}", number.trim());
+    assert!(display.len() > 1, "Xvfb did not start");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("settings.json");
@@ -496,8 +524,9 @@ fn the_app_without_webview2_says_what_is_missing_and_keeps_the_gateway() {
         json!({"port": port, "https": {"enabled": false}}).to_string(),
     )
     .unwrap();
+    wine.end_session();
     let mut cmd = wine.command(&wine.desktop, &["--config", &windows_path(&config)]);
-    cmd.env("DISPLAY", display).env("WINEDEBUG", "err+seh");
+    cmd.env("DISPLAY", &display).env("WINEDEBUG", "err+seh");
     let mut app = cmd.spawn().unwrap();
     let mut err = app.stderr.take().unwrap();
     let (tx, said) = std::sync::mpsc::channel();
@@ -528,6 +557,7 @@ fn the_app_without_webview2_says_what_is_missing_and_keeps_the_gateway() {
     let alive = app.try_wait().unwrap().is_none();
     let _ = app.kill();
     let _ = app.wait();
+    wine.end_session();
     let _ = xvfb.kill();
     let _ = xvfb.wait();
     let said = said
