@@ -39,6 +39,7 @@ pub mod providers;
 pub mod request_log;
 pub mod search_api;
 pub mod secrets;
+pub mod telemetry;
 pub mod tls;
 pub mod voice_api;
 pub mod wire;

@@ -3,11 +3,15 @@
 //! never holds a secret; secrets live in the keychain (see `secrets`).
 
 mod asap;
+mod cache;
 mod capability;
 mod origin;
 mod provider;
 mod provider_limits;
 mod raw;
+mod routes;
+mod telemetry;
+mod usage;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use asap::AsapSettings;
+pub use cache::CacheSection;
 pub use capability::Capability;
 pub use origin::{HostPolicy, OriginPattern, OriginPolicy};
 pub use provider::{is_loopback, KeyUse, ProviderConfig};
@@ -24,6 +29,9 @@ pub use raw::{
     ProviderKind, ProviderLimitsSection, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT,
     DEFAULT_ORIGINS, DEFAULT_PORT,
 };
+pub use routes::{RouteSection, Strategy};
+pub use telemetry::{MetricsSection, TelemetrySection};
+pub use usage::UsageSection;
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +99,11 @@ pub struct Config {
     /// The HTTPS port (`https://localhost`), when HTTPS is on.
     pub https_port: Option<u16>,
     pub chatkit: ChatKitSettings,
+    pub metrics: MetricsSection,
+    pub telemetry: TelemetrySection,
+    pub cache: CacheSection,
+    pub routes: Vec<RouteSection>,
+    pub usage: UsageSection,
 }
 
 /// Where ChatKit threads are kept, and how many.
@@ -192,6 +205,14 @@ impl Config {
             }
         }
 
+        let section = |name: &'static str| {
+            move |(field, m): (String, String)| invalid(&format!("{name}.{field}"), m)
+        };
+        raw.telemetry.check().map_err(section("telemetry"))?;
+        raw.cache.check().map_err(section("cache"))?;
+        raw.usage.check().map_err(section("usage"))?;
+        routes::check(&raw.routes, &providers).map_err(section("routes"))?;
+
         let l = raw.limits;
         let positive = |field: &str, v: u64| positive(&invalid, &format!("limits.{field}"), v);
         let limits = Limits {
@@ -235,6 +256,11 @@ impl Config {
             keychain_cache: Duration::from_millis(raw.keychain_cache_ms),
             https_port: raw.https.enabled.then_some(raw.https.port),
             chatkit: chatkit_settings(raw.chatkit, invalid)?,
+            metrics: raw.metrics,
+            telemetry: raw.telemetry,
+            cache: raw.cache,
+            routes: raw.routes,
+            usage: raw.usage,
         })
     }
 

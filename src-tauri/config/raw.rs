@@ -42,6 +42,17 @@ pub struct RawConfig {
     pub https: HttpsSection,
     /// ChatKit threads (`/api/chatkit`).
     pub chatkit: ChatKitSection,
+    /// `GET /metrics` (Prometheus).
+    pub metrics: super::telemetry::MetricsSection,
+    /// Traces to an OpenTelemetry collector.
+    pub telemetry: super::telemetry::TelemetrySection,
+    /// Identical requests answered from memory.
+    pub cache: super::cache::CacheSection,
+    /// Names a prototype uses as its model, standing for several targets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<super::routes::RouteSection>,
+    /// Prices and budgets for the Usage view.
+    pub usage: super::usage::UsageSection,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -270,6 +281,11 @@ impl Default for RawConfig {
             keychain_cache_ms: 5_000,
             https: HttpsSection::default(),
             chatkit: ChatKitSection::default(),
+            metrics: Default::default(),
+            telemetry: Default::default(),
+            cache: Default::default(),
+            routes: vec![],
+            usage: Default::default(),
         }
     }
 }

@@ -235,6 +235,9 @@ fn json_bytes(body: bytes::Bytes) -> Response {
 
 fn note_completion(record: &RecordHandle, completion: &Completion) {
     record.push_answer(&completion.text);
+    if let Some(finish) = completion.finish {
+        record.set_finish_reason(finish.as_openai());
+    }
     if let Some(usage) = completion.usage {
         record.set_usage(usage);
     }

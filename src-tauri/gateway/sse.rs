@@ -52,7 +52,10 @@ pub async fn response(
                             ChatEvent::ToolCallStart { name, .. } => {
                                 record.push_answer(&format!("[calls {name}] "))
                             }
-                            ChatEvent::Finish(_) | ChatEvent::ToolCallDelta { .. } => {}
+                            ChatEvent::Finish(reason) => {
+                                record.set_finish_reason(reason.as_openai())
+                            }
+                            ChatEvent::ToolCallDelta { .. } => {}
                         }
                     }
                     encoder.encode(&frame, &mut out);

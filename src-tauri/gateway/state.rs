@@ -34,6 +34,8 @@ pub struct Inner {
     pub chatkit: OnceLock<Arc<crate::chatkit::store::Store>>,
     /// `EventSource` answers a page can come back to.
     pub replays: crate::chat_api::Replays,
+    /// Metrics and traces, as the settings ask.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl AppState {
@@ -45,6 +47,8 @@ impl AppState {
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
         let streams = Arc::new(Semaphore::new(config.limits.max_concurrent_streams));
+        let telemetry = crate::telemetry::Telemetry::new(&config, &secrets);
+        log.set_observers(telemetry.observers());
         AppState(Arc::new(Inner {
             config,
             providers,
@@ -56,6 +60,7 @@ impl AppState {
             started: Instant::now(),
             chatkit: OnceLock::new(),
             replays: Default::default(),
+            telemetry,
         }))
     }
 }

@@ -355,6 +355,7 @@ async fn answer(
             }
             turn.finish(&answer);
             let finish = finish.unwrap_or(FinishReason::Stop).as_openai();
+            record.set_finish_reason(finish);
             let done = json!({"type": "done", "id": id, "usage": usage, "finish_reason": finish});
             send(done, true).await;
             return Ok(());

@@ -18,7 +18,16 @@ use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 pub use layer::REQUEST_ID_HEADER;
 pub(crate) use layer::{open_record, RequestRecord};
-pub use record::{LogEvent, LogEventKind, Record, RecordHandle};
+pub use record::{Attempt, LogEvent, LogEventKind, Record, RecordHandle};
+
+/// Something that reads each finished record (metrics, traces, budgets): called on the
+/// request's own task, so it must only count or hand off, never wait.
+pub trait RecordObserver: Send + Sync {
+    fn finished(&self, record: &Record);
+}
+
+/// The observers a running gateway's settings asked for; none by default.
+pub type Observers = Vec<std::sync::Arc<dyn RecordObserver>>;
 
 const FILE_PREFIX: &str = "requests";
 const FILE_SUFFIX: &str = "jsonl";
@@ -50,6 +59,8 @@ struct Inner {
     /// Buffered; flushed every [`FLUSH_EVERY`] and when the last handle goes.
     file: Option<Mutex<BufWriter<RollingFileAppender>>>,
     dir: Option<PathBuf>,
+    /// Replaced whole when the settings change; empty costs one atomic load per record.
+    observers: arc_swap::ArcSwap<Observers>,
 }
 
 impl std::fmt::Debug for RequestLog {
@@ -91,6 +102,7 @@ impl RequestLog {
                 live: broadcast::channel(256).0,
                 file,
                 dir: dir.map(Path::to_path_buf),
+                observers: Default::default(),
             }),
         };
         if log.inner.file.is_some() {
@@ -119,8 +131,16 @@ impl RequestLog {
         RecordHandle::new(record, self.inner.max_text_chars).publishing(self.inner.live.clone())
     }
 
+    /// Makes `observers` the ones told of each finished record, in place of any before.
+    pub fn set_observers(&self, observers: Observers) {
+        self.inner.observers.store(std::sync::Arc::new(observers));
+    }
+
     /// Stores a finished record everywhere it belongs.
     pub fn push(&self, record: Record) {
+        for observer in self.inner.observers.load().iter() {
+            observer.finished(&record);
+        }
         tracing::debug!(
             target: "protogate::request",
             id = %record.id, method = %record.method, path = %record.path,

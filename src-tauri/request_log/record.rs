@@ -60,6 +60,21 @@ pub struct Record {
     /// response's id on `/v1/responses`), so the log and the client's frames match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat_id: Option<String>,
+    /// Why the answer ended, in OpenAI's words (`stop`, `length`, `tool_calls`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<&'static str>,
+    /// What kind of failure `error` is, for counting (`connect`, `timeout`, `status`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
+    /// `hit` when the cache answered, `coalesced` when another client's call did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// The route (`routes[].name`) the request's model named, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Each target a route tried before the one that answered, and why it moved on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
     /// Characters in `answer`, so each chunk need not count them again.
     #[serde(skip)]
     pub(crate) answer_chars: usize,
@@ -107,6 +122,11 @@ impl Record {
             queued_ms,
             note,
             chat_id,
+            finish_reason,
+            error_kind,
+            cache,
+            route,
+            attempts,
             answer_chars: _,
         } = self;
         field(out, b"{\"id\":", id)?;
@@ -136,9 +156,34 @@ impl Record {
         if let Some(chat_id) = chat_id {
             field(out, b",\"chat_id\":", chat_id)?;
         }
+        if let Some(finish_reason) = finish_reason {
+            field(out, b",\"finish_reason\":", finish_reason)?;
+        }
+        if let Some(error_kind) = error_kind {
+            field(out, b",\"error_kind\":", error_kind)?;
+        }
+        if let Some(cache) = cache {
+            field(out, b",\"cache\":", cache)?;
+        }
+        if let Some(route) = route {
+            field(out, b",\"route\":", route)?;
+        }
+        if !attempts.is_empty() {
+            field(out, b",\"attempts\":", attempts)?;
+        }
         out.push(b'}');
         Ok(())
     }
+}
+
+/// One try of a route's target that did not answer.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Attempt {
+    /// `provider/model`.
+    pub target: String,
+    /// Why it was left, in plain words ("answered 429", "could not connect").
+    pub reason: String,
+    pub ms: f64,
 }
 
 /// A record under construction, shared by the log layer and the handler.
@@ -245,6 +290,28 @@ impl RecordHandle {
         });
     }
 
+    pub fn set_finish_reason(&self, reason: &'static str) {
+        self.with(|r| r.finish_reason = Some(reason));
+    }
+
+    pub fn set_error_kind(&self, kind: &'static str) {
+        self.with(|r| {
+            r.error_kind.get_or_insert(kind);
+        });
+    }
+
+    pub fn set_cache(&self, cache: &'static str) {
+        self.with(|r| r.cache = Some(cache));
+    }
+
+    pub fn set_route(&self, route: &str) {
+        self.with(|r| r.route = Some(route.to_string()));
+    }
+
+    pub fn push_attempt(&self, attempt: Attempt) {
+        self.with(|r| r.attempts.push(attempt));
+    }
+
     pub fn set_usage(&self, usage: Usage) {
         self.with(|r| r.usage = Some(usage));
     }
@@ -343,6 +410,15 @@ mod tests {
             queued_ms: Some(2400.5),
             note: Some("waited 2.4 s for openai's limit".into()),
             chat_id: Some("chat-1".into()),
+            finish_reason: Some("stop"),
+            error_kind: Some("status"),
+            cache: Some("hit"),
+            route: Some("fast".into()),
+            attempts: vec![Attempt {
+                target: "groq/llama".into(),
+                reason: "answered 429".into(),
+                ms: 3.5,
+            }],
             answer_chars: 5,
         };
         for record in [full, Record::default()] {
