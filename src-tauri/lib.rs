@@ -33,6 +33,7 @@ pub mod chatkit;
 pub mod config;
 pub mod controller;
 mod deadline;
+pub mod dispatch;
 pub mod error;
 pub mod gateway;
 pub mod providers;

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use crate::chatkit::store::{Store, StoredThread};
 use crate::chatkit::types::ThreadItem;
 use crate::config::KeyUse;
+use crate::dispatch;
 use crate::error::GatewayError;
 use crate::gateway::{event_stream, AppState, JsonBody};
 use crate::request_log::RecordHandle;
@@ -40,8 +41,7 @@ pub async fn chat(
     JsonBody(input): JsonBody<ChatInput>,
 ) -> Result<Json<Value>, GatewayError> {
     let turn = prepare(&state, &origin_key(&headers), input, &record)?;
-    turn.provider.wait_turn(&record).await?;
-    let completion = turn.provider.complete(turn.chat.clone()).await?;
+    let completion = dispatch::complete(&turn.provider, turn.chat.clone(), &record).await?;
     record.push_answer(&completion.text);
     if let Some(usage) = completion.usage {
         record.set_usage(usage);
@@ -201,11 +201,8 @@ async fn start(
     GatewayError,
 > {
     let turn = prepare(state, origin, input, record)?;
-    // The queue first: a request waiting for its provider's budget holds no stream slot.
-    turn.provider.wait_turn(record).await?;
-    let permit = state.stream_permit()?;
-    let frames = turn.provider.stream(turn.chat.clone()).await?;
-    Ok((turn, frames, permit))
+    let answer = dispatch::stream(state, &turn.provider, turn.chat.clone(), record).await?;
+    Ok((turn, answer.frames, answer.permit))
 }
 
 fn sse(events: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static) -> Response {

@@ -17,6 +17,7 @@ use super::types::{
     ThreadItem, UserMessageItem,
 };
 use crate::chat::{ChatEvent, ChatRequest, ImageSource, Message, Part, Role};
+use crate::dispatch;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::request_log::RecordHandle;
@@ -48,7 +49,7 @@ pub fn answer(turn: Turn) -> Response {
         permit,
     } = turn;
     let events = async_stream::stream! {
-        let _permit = permit;
+        let mut permit = Some(permit);
         for event in prelude {
             yield event;
         }
@@ -72,16 +73,11 @@ pub fn answer(turn: Turn) -> Response {
                 return;
             }
         };
-        if let Err(e) = provider.wait_turn(&record).await {
-            let message = e.to_string();
-            record.set_error(message.clone());
-            yield Event::error(message, true);
-            return;
-        }
-        let mut frames = match provider.stream(chat).await {
-            Ok(frames) => frames,
+        let permit = permit.take().expect("taken once");
+        let (mut frames, _permit) = match dispatch::stream_holding(&state, provider, chat, &record, permit).await {
+            Ok(answer) => (answer.frames, answer.permit),
             Err(e) => {
-                let message = GatewayError::from(e).to_string();
+                let message = e.to_string();
                 record.set_error(message.clone());
                 yield Event::error(message, true);
                 return;

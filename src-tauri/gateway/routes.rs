@@ -14,6 +14,7 @@ use super::sse;
 use super::state::AppState;
 use crate::chat::{ChatRequest, Completion, Native, NativeBody};
 use crate::config::ProviderKind;
+use crate::dispatch;
 use crate::error::{ErrorShape, GatewayError};
 use crate::providers::Provider;
 use crate::request_log::RecordHandle;
@@ -99,10 +100,8 @@ pub async fn chat_stream(
         chat,
         None,
     )?;
-    routed.provider.wait_turn(&record).await?;
-    let permit = state.stream_permit()?;
-    let frames = routed.provider.stream(routed.chat).await?;
-    Ok(sse::response(frames, SeedEncoder, record, permit).await)
+    let answer = dispatch::stream(&state, routed.provider, routed.chat, &record).await?;
+    Ok(sse::response(answer.frames, SeedEncoder, record, answer.permit).await)
 }
 
 /// What differs between the OpenAI- and Anthropic-compatible routes.
@@ -209,14 +208,12 @@ async fn answer<F: ClientFormat>(state: AppState, record: RecordHandle, body: Na
         let native = F::native(body);
         let model = parsed.model.as_deref();
         let r = route(&state, &record, None, model, parsed.chat, native)?;
-        r.provider.wait_turn(&record).await?;
         if parsed.stream {
-            let permit = state.stream_permit()?;
             let encoder = F::encoder(r.client_model, &r.chat, r.passthrough);
-            let frames = r.provider.stream(r.chat).await?;
-            return Ok(sse::response(frames, encoder, record.clone(), permit).await);
+            let answer = dispatch::stream(&state, r.provider, r.chat, &record).await?;
+            return Ok(sse::response(answer.frames, encoder, record.clone(), answer.permit).await);
         }
-        let completion = r.provider.complete(r.chat).await?;
+        let completion = dispatch::complete(r.provider, r.chat, &record).await?;
         note_completion(&record, &completion);
         Ok(match completion.raw {
             Some(raw) if r.passthrough => json_bytes(raw),

@@ -33,6 +33,7 @@ use super::state::AppState;
 use super::ws::{accept, ChatRecord, Inbound, Link, Stopping, Upgrade};
 use crate::chat::{ChatEvent, FinishReason, Usage};
 use crate::chat_api::{self, ChatInput};
+use crate::dispatch;
 use crate::error::{GatewayError, ProviderError};
 use crate::request_log::RecordHandle;
 
@@ -316,9 +317,8 @@ async fn answer(
     }
     let turn = chat_api::prepare(state, &socket.conversations, input, record)
         .map_err(conversation_error)?;
-    turn.provider.wait_turn(record).await?;
-    let _permit = state.stream_permit()?;
-    let mut frames = turn.provider.stream(turn.chat.clone()).await?;
+    let answer = dispatch::stream(state, &turn.provider, turn.chat.clone(), record).await?;
+    let (mut frames, _permit) = (answer.frames, answer.permit);
     record.set_status(200);
     let send = |frame: Value, last: bool| {
         let frame = frame.to_string();

@@ -26,6 +26,7 @@ use super::routes::route;
 use super::state::AppState;
 use super::ws::{accept, ChatRecord, Inbound, Link, Stopping, Upgrade};
 use crate::chat::ChatEvent;
+use crate::dispatch;
 use crate::error::{GatewayError, ProviderError};
 use crate::wire::responses::{self, ResponseEncoder};
 
@@ -212,11 +213,9 @@ fn respond<'a>(
             let parsed = responses::parse_request(&body)?;
             let model = parsed.model.as_deref();
             let routed = route(state, &record.handle, None, model, parsed.chat, None)?;
-            routed.provider.wait_turn(&record.handle).await?;
-            let permit = state.stream_permit()?;
             let provider = routed.provider.id().to_string();
-            let frames = routed.provider.stream(routed.chat).await?;
-            Ok((ResponseEncoder::new(routed.client_model), frames, permit, provider))
+            let answer = dispatch::stream(state, routed.provider, routed.chat, &record.handle).await?;
+            Ok((ResponseEncoder::new(routed.client_model), answer.frames, answer.permit, provider))
         };
         let (mut encoder, mut frames, _permit, provider) = match started.await {
             Ok(started) => started,
