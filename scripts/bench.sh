@@ -8,15 +8,18 @@
 #   scripts/bench.sh [seconds per wrk run, default 10]
 #   scripts/bench.sh --quick      Protogate and direct only, 1 s runs, nothing written
 #   scripts/bench.sh --no-peers   Protogate and direct only, written as usual
+#   scripts/bench.sh --settings='{"metrics": {"enabled": true}}'
+#                                 JSON merged into Protogate's settings: the cost of a feature
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LITELLM_VERSION=1.106.12
 PORTKEY_VERSION=1.15.2
-secs=10 quick=() peers=1
+secs=10 quick=() peers=1 extra=()
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=(--quick) peers=0 ;;
     --no-peers) peers=0 ;;
+    --settings=*) extra=(--settings "${arg#--settings=}") ;;
     *) secs=$arg ;;
   esac
 done
@@ -55,4 +58,4 @@ exec python3 scripts/bench/run.py --secs "$secs" \
   --client target/release/examples/bench_client \
   --inprocess target/release/examples/bench_inprocess \
   --floor target/release/examples/bench_floor --hyper-version "$(hyper_version)" \
-  "${peer_args[@]}" "${quick[@]}"
+  "${peer_args[@]}" "${quick[@]}" "${extra[@]}"

@@ -7,7 +7,8 @@
 #                                   Python (for OpenAI's ChatKit SDK), espeak-ng, sox and
 #                                   ffmpeg (speech for the voice tests, and WebM/OGG from it)
 #                                   and Windows' (mingw-w64, Wine, NSIS: the Windows build run
-#                                   under Wine, tests/windows_wine.rs)
+#                                   under Wine, tests/windows_wine.rs), and a Prometheus server
+#                                   that scrapes /metrics (tests/metrics.rs)
 # Idempotent: packages already present are skipped, so a second run costs a second.
 # On macOS there is no apt: it checks for Xcode's command line tools and Rust, and says
 # what to install (the tests there use the login keychain, Safari's safaridriver, Chrome).
@@ -34,7 +35,7 @@ want=(build-essential pkg-config curl ca-certificates
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev)
 if [[ "${1:-build}" == "test" ]]; then
   want+=(chromium firefox-esr webkit2gtk-driver gnome-keyring dbus dbus-x11 libsecret-tools libnss3-tools xvfb xauth xclip x11-utils python3 python3-venv
-        espeak-ng sox ffmpeg gcc-mingw-w64-x86-64 wine wine64 nsis)
+        espeak-ng sox ffmpeg gcc-mingw-w64-x86-64 wine wine64 nsis prometheus redis-server)
   # Node.js runs the bundler and SDK clients of the JavaScript tests; keep one already there.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi

@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "provider_test",
     "secret_set",
     "secret_delete",
+    "secret_status",
     "origin_approve",
     "log_recent",
     "log_clear",
@@ -26,6 +27,8 @@ const COMMANDS: &[&str] = &[
     "tls_status",
     "tls_trust",
     "access_token_generate",
+    "usage_summary",
+    "usage_prices",
 ];
 
 fn main() {

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, RawConfig};
-use crate::gateway::{self, AppState, LiveRouter};
+use crate::gateway::{self, AppState, LiveRouter, Probes};
 use crate::request_log::RequestLog;
 use crate::secrets::SecretStore;
 
@@ -112,7 +112,16 @@ struct Inner {
     state: watch::Sender<GatewayState>,
     /// Serialises start, stop and restart.
     running: tokio::sync::Mutex<Option<Running>>,
+    /// `/livez` and `/readyz`, across restarts.
+    probes: Probes,
+    /// How long open requests may run on after a stop.
+    drain: std::time::Duration,
+    /// Fields the command line sets over the file's, applied to every read of it.
+    overrides: Option<Overrides>,
 }
+
+/// Changes a file's settings as read; a note for the log when they apply.
+type Overrides = Box<dyn Fn(&mut RawConfig) -> Option<String> + Send + Sync>;
 
 struct Running {
     stop: CancellationToken,
@@ -137,8 +146,40 @@ impl Controller {
                 secrets,
                 state: watch::channel(GatewayState::Stopped).0,
                 running: tokio::sync::Mutex::new(None),
+                probes: Probes::default(),
+                drain: gateway::DRAIN,
+                overrides: None,
             }),
         }
+    }
+
+    /// The same, letting open requests run on for `drain` when it stops (`protogate
+    /// serve --grace-period`). Set up before the first clone.
+    #[must_use]
+    pub fn with_drain(mut self, drain: std::time::Duration) -> Self {
+        self.setup().drain = drain;
+        self
+    }
+
+    /// The same, with `overrides` applied to the file each time it is read again, so that
+    /// `protogate serve --port 0` stays on its port when the file changes. What they
+    /// return is logged when the settings read apply. Set up before the first clone.
+    #[must_use]
+    pub fn with_overrides(
+        mut self,
+        overrides: impl Fn(&mut RawConfig) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.setup().overrides = Some(Box::new(overrides));
+        self
+    }
+
+    fn setup(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("a controller is set up before it is shared")
+    }
+
+    /// What `/livez` and `/readyz` answer from; more readiness checks can be added.
+    pub fn probes(&self) -> &Probes {
+        &self.inner.probes
     }
 
     /// Follows the state: the tray and the window redraw on each change.
@@ -208,7 +249,10 @@ impl Controller {
                 });
             }
         };
-        let live = LiveRouter::new(self.app_state(config.clone()));
+        let live = LiveRouter::new(self.app_state(config.clone()))
+            .with_probes(self.inner.probes.clone())
+            .with_drain(self.inner.drain);
+        self.inner.probes.set_draining(false);
         let stop = CancellationToken::new();
         let serving = gateway::serve_live(listener, live.clone(), stop.clone().cancelled_owned());
         let task = tokio::spawn(serving);
@@ -218,7 +262,10 @@ impl Controller {
                 Ok(Some((addr, task))) => (Some(addr), Some(task)),
                 Ok(None) => (None, None),
                 Err(why) => {
-                    tracing::warn!("HTTPS (for Safari) is off: {why}");
+                    tracing::warn!(
+                        "HTTPS (for Safari) is off: {why}. Plain http serves on; fix that, or \
+                         set \"https\": {{\"enabled\": false}} to silence this"
+                    );
                     (None, None)
                 }
             };
@@ -231,11 +278,15 @@ impl Controller {
         self.set(GatewayState::Running { addr, https })
     }
 
-    /// Stops listening and lets open streams finish for a few seconds.
+    /// Stops listening and lets open streams finish for the drain time (five seconds
+    /// unless set); `/readyz` says so meanwhile.
     pub async fn stop(&self) -> GatewayState {
         let mut running = self.inner.running.lock().await;
         if let Some(Running {
-            stop, task, https, ..
+            stop,
+            task,
+            https,
+            live,
         }) = running.take()
         {
             stop.cancel();
@@ -243,6 +294,7 @@ impl Controller {
             if let Some(https) = https {
                 let _ = https.await;
             }
+            live.state().telemetry.flush().await;
         }
         self.set(GatewayState::Stopped)
     }
@@ -270,31 +322,53 @@ impl Controller {
     /// the running gateway as it was and is returned, naming the field.
     pub async fn reload_from_disk(&self) -> Result<GatewayState, ConfigError> {
         let path = &self.inner.settings_path;
-        let raw = config::read_raw(path)?;
+        let mut raw = config::read_raw(path)?;
+        let note = self.inner.overrides.as_ref().and_then(|o| o(&mut raw));
         if raw.to_json() == self.settings().to_json() {
             return Ok(self.state());
         }
         let config = Config::from_raw(raw.clone(), &path.display().to_string())?;
+        if let Some(note) = note {
+            tracing::warn!("{note}");
+        }
         Ok(self.apply(raw, config).await)
     }
 
-    /// Follows the settings file: an edit by hand (another editor, a script) applies
-    /// within `every`; a broken edit is logged and the running settings stay.
+    /// [`Controller::reload_from_disk`], with what came of it in the log: applied, or
+    /// not applied and why (the running settings stay). For `SIGHUP` and the watcher.
+    pub async fn reload_logged(&self) {
+        let before = self.settings().to_json();
+        match self.reload_from_disk().await {
+            Ok(_) if self.settings().to_json() != before => tracing::info!(
+                "applied the settings in {}",
+                self.inner.settings_path.display()
+            ),
+            Ok(_) => tracing::debug!(
+                "the settings in {} are unchanged",
+                self.inner.settings_path.display()
+            ),
+            Err(e) => tracing::warn!("the settings are not applied, the running ones stay: {e}"),
+        }
+    }
+
+    /// Follows the settings file: an edit by hand (another editor, a script) or a
+    /// Kubernetes ConfigMap update applies within `every`; a broken edit is logged and
+    /// the running settings stay. The file's content is compared, read through any
+    /// symlink: a ConfigMap is updated by repointing a symlink to a new file, which leaves
+    /// the link's own time as it was, and a file system may keep times to the second.
     pub fn watch_file(&self, every: std::time::Duration) -> JoinHandle<()> {
         let controller = self.clone();
         tokio::spawn(async move {
-            let stamp = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            let mut seen = stamp(&controller.inner.settings_path);
+            let read = |path: &Path| std::fs::read(path).ok();
+            let mut seen = read(&controller.inner.settings_path);
             loop {
                 tokio::time::sleep(every).await;
-                let now = stamp(&controller.inner.settings_path);
+                let now = read(&controller.inner.settings_path);
                 if now == seen {
                     continue;
                 }
                 seen = now;
-                if let Err(e) = controller.reload_from_disk().await {
-                    tracing::warn!("the edited settings are not applied: {e}");
-                }
+                controller.reload_logged().await;
             }
         })
     }

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::secrets::SecretError;
 
 /// A provider call that failed. Messages name the provider and never carry a credential.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`: a call that identical requests share fails for each of them.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("no {credential} is set for provider '{provider}'. Set it with `protogate secrets set {provider}`, or set {env_var} for `protogate serve`")]
     MissingKey {
@@ -74,6 +75,23 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The failure in one word, for counting (the record's `error_kind`, `/metrics`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::MissingKey { .. }
+            | ProviderError::BadKey { .. }
+            | ProviderError::Secret { .. }
+            | ProviderError::KeyRejected { .. } => "key",
+            ProviderError::Connect { .. } => "connect",
+            ProviderError::FirstByteTimeout { .. } | ProviderError::IdleTimeout { .. } => "timeout",
+            ProviderError::Status { .. } | ProviderError::Redirected { .. } => "upstream_status",
+            ProviderError::Untranslatable { .. } | ProviderError::BadModel { .. } => "bad_request",
+            ProviderError::InStream { .. } => "upstream_error",
+            ProviderError::Decode { .. } => "decode",
+            ProviderError::Cut { .. } => "cut",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ProviderError::MissingKey { .. } | ProviderError::BadKey { .. } => {
@@ -129,7 +147,7 @@ impl ProviderError {
 }
 
 /// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]
     BadRequest { message: String, details: Value },
@@ -170,11 +188,20 @@ pub enum GatewayError {
     UnsupportedMedia(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// No target of a route (`routes[]`) answered; its status is the last failure's.
+    #[error("no target of route `{route}` answered: {attempts}")]
+    RouteFailed {
+        route: String,
+        /// Each try in plain words: "groq/llama-3.1-8b-instant answered 429".
+        attempts: String,
+        last: Box<GatewayError>,
+    },
 }
 
-/// What a refused or failed request leaves for the request log.
+/// What a refused or failed request leaves for the request log: the message, and its
+/// kind ([`GatewayError::kind`]).
 #[derive(Clone, Debug)]
-pub struct ErrorNote(pub String);
+pub struct ErrorNote(pub String, pub &'static str);
 
 /// The error body shape a client understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +235,23 @@ impl GatewayError {
         }
     }
 
+    /// The failure in one word, for counting (the record's `error_kind`, `/metrics`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::BadRequest { .. } | GatewayError::UnsupportedMedia(_) => "bad_request",
+            GatewayError::Unauthorized(_) | GatewayError::Forbidden(_) => "refused",
+            GatewayError::Unavailable(_) => "unavailable",
+            GatewayError::TooLarge { .. } => "too_large",
+            GatewayError::SlowBody { .. } => "slow_client",
+            GatewayError::RateLimited { .. }
+            | GatewayError::ProviderLimited { .. }
+            | GatewayError::Busy { .. } => "rate_limited",
+            GatewayError::NotFound(_) | GatewayError::Missing(_) => "not_found",
+            GatewayError::Provider(e) => e.kind(),
+            GatewayError::RouteFailed { last, .. } => last.kind(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -222,6 +266,7 @@ impl GatewayError {
             GatewayError::NotFound(_) | GatewayError::Missing(_) => StatusCode::NOT_FOUND,
             GatewayError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::Provider(e) => e.status(),
+            GatewayError::RouteFailed { last, .. } => last.status(),
         }
     }
 
@@ -237,6 +282,7 @@ impl GatewayError {
                 ..
             } => json!({"provider": provider, "limit": limit, "retry_after_s": retry_after_s}),
             GatewayError::Provider(e) => e.details(),
+            GatewayError::RouteFailed { route, .. } => json!({"route": route}),
             _ => Value::Null,
         }
     }
@@ -274,7 +320,19 @@ impl GatewayError {
             }}),
         };
         let mut response = (status, axum::Json(body)).into_response();
-        let retry_after = match &self {
+        if let Some(value) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+            .extensions_mut()
+            .insert(ErrorNote(message, self.kind()));
+        response
+    }
+}
+
+impl GatewayError {
+    fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
             GatewayError::RateLimited { retry_after_s }
             | GatewayError::ProviderLimited { retry_after_s, .. } => {
                 Some(HeaderValue::from(retry_after_s.max(&1).to_owned()))
@@ -283,13 +341,9 @@ impl GatewayError {
             GatewayError::Provider(ProviderError::Status { retry_after, .. }) => {
                 retry_after.clone()
             }
+            GatewayError::RouteFailed { last, .. } => last.retry_after(),
             _ => None,
-        };
-        if let Some(value) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        response.extensions_mut().insert(ErrorNote(message));
-        response
     }
 }
 

@@ -698,3 +698,299 @@ async fn the_chat_searches_the_web_with_sources_and_dictates_from_a_recording() 
     w.screenshot("chat-voice-light").await;
     window.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_is_made_from_two_providers_answers_as_a_model_and_is_removed() {
+    let mock = MockOpenAi::start().await;
+    // `down` is a server on this machine that is not running: its port refuses.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}/v1", down.local_addr().unwrap());
+    drop(down);
+    let window = Window::open(settings(json!({
+        "default_provider": "demo",
+        "providers": [
+            {"id": "demo", "kind": "demo", "chunk_delay_ms": 1},
+            {"id": "down", "kind": "openai", "base_url": down_url, "default_model": "gpt-test"},
+            {"id": "mock", "kind": "openai", "base_url": mock.base_url, "default_model": "gpt-test"},
+        ],
+    })))
+    .await;
+    let w = &window.w;
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    let base_url = url.trim_end_matches("/api/ai-gateway/stream").to_string();
+
+    w.click("[data-view=providers]").await;
+    w.wait_text("#route-empty", |t| t.contains("No routes yet"))
+        .await;
+    w.type_into("#route-form input[name=name]", "fast").await;
+    w.click("#route-form select[name=first] option[value=down]")
+        .await;
+    w.click("#route-form select[name=second] option[value=mock]")
+        .await;
+    w.click("#route-form button[type=submit]").await;
+    let card = w
+        .wait_text("[data-route=fast]", |t| t.contains("mock/gpt-test"))
+        .await;
+    assert!(
+        card.contains("down/gpt-test")
+            && card.contains("fallback")
+            && card.contains("\"model\": \"fast\""),
+        "the route shows its strategy, its targets in order and how to use it: {card}"
+    );
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(window.home.path().join("settings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        saved["routes"],
+        json!([{"name": "fast", "targets": ["down", "mock"], "strategy": "fallback"}])
+    );
+    w.script(
+        "document.querySelector('#routes-header').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    w.screenshot("providers-routes-light").await;
+
+    // A prototype names the route as its model: the first provider is down, the second answers.
+    let answer: Value = post_json(
+        &format!("{base_url}/v1/chat/completions"),
+        None,
+        json!({"model": "fast", "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello world");
+    assert_eq!(answer["model"], "fast");
+
+    w.click("[data-route=fast] button.danger").await;
+    w.wait_text("#route-empty", |t| t.contains("No routes yet"))
+        .await;
+    assert!(w.find("[data-route=fast]").await.is_none());
+    let saved = std::fs::read_to_string(window.home.path().join("settings.json")).unwrap();
+    assert!(!saved.contains("\"routes\""), "{saved}");
+    window.close().await;
+}
+
+/// Traces to Langfuse, set up in Settings as a designer does: the host and public key go to
+/// the settings file, the secret key to the keychain (never the file or the page), and the
+/// app's next model call reaches Langfuse's OTLP path with Basic auth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn langfuse_is_set_up_in_settings_with_its_secret_key_in_the_keychain() {
+    use base64::Engine as _;
+    let receiver = common::otel::Receiver::start().await;
+    let window = Window::open(settings(json!({}))).await;
+    let (desktop, home, w) = (&window.desktop, window.home.path(), &window.w);
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    w.click("[data-view=settings]").await;
+    // Loaded: the key's state is read (it shows once Langfuse is chosen).
+    let state = "return document.querySelector('#langfuse-key-state').textContent";
+    w.wait_script(state, |t| t.contains("missing")).await;
+    let choose = "const s = document.querySelector('#traces-form [name=traces_to]'); \
+        s.value = 'langfuse'; s.dispatchEvent(new Event('change'))";
+    w.script(choose, json!([])).await;
+    let secret = "sk-lf-window-0123456789-do-not-leak";
+    w.type_into("#traces-form [name=langfuse_host]", &receiver.url)
+        .await;
+    w.type_into("#traces-form [name=langfuse_public_key]", "pk-lf-window")
+        .await;
+    w.type_into("#traces-form [name=langfuse_secret_key]", secret)
+        .await;
+    w.click("#traces-form button[type=submit]").await;
+    w.wait_text("#langfuse-key-state", |t| {
+        t.contains("set (in the keychain)")
+    })
+    .await;
+    w.script(
+        "document.querySelector('#traces-form').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    w.screenshot("settings-traces").await;
+    let file = std::fs::read_to_string(home.join("settings.json")).unwrap();
+    let written: Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(
+        written["telemetry"]["langfuse"]["public_key"],
+        "pk-lf-window"
+    );
+    assert!(
+        !file.contains(secret),
+        "the file never holds the secret key"
+    );
+    let stored = secret_tool(
+        desktop,
+        home,
+        &["lookup", "service", "protogate", "username", "langfuse"],
+    );
+    assert_eq!(stored, secret, "it is in the keychain");
+    let field = "return document.querySelector('#traces-form [name=langfuse_secret_key]').value";
+    assert_eq!(
+        w.script(field, json!([])).await,
+        "",
+        "cleared from the page"
+    );
+    assert!(!w.text("body").await.contains(secret));
+
+    let answer = post_json(&url, None, json!({"message": "hi"})).await;
+    let id = common::otel::request_id(&answer);
+    answer.text().await.unwrap();
+    let (span, _) = receiver.span_for(&id).await;
+    assert_eq!(span["path"], "/api/public/otel/v1/traces");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("pk-lf-window:{secret}"));
+    assert_eq!(span["headers"]["authorization"], format!("Basic {basic}"));
+    window.close().await;
+}
+
+/// A record line as the request log writes it, for a log folder prepared before the app.
+fn usage_line(time: &str, provider: &str, model: &str, tokens: (u64, u64)) -> String {
+    json!({
+        "id": uuid::Uuid::new_v4().simple().to_string(), "time": time, "method": "POST",
+        "path": "/v1/chat/completions", "origin": FRAMER_ORIGIN, "provider": provider,
+        "model": model, "status": 200, "latency_ms": 840.0, "ttft_ms": 310.0, "bytes_out": 900,
+        "usage": {"input_tokens": tokens.0, "output_tokens": tokens.1}, "error": null,
+        "prompt": "Write a welcome line", "answer": "Welcome!",
+    })
+    .to_string()
+}
+
+/// The Usage view: what each provider cost today, from log files the app did not write
+/// itself (it reads its log folder, so a restart loses nothing) and a request it just
+/// served; a model with no price says so until a price is set in the view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_view_shows_each_providers_cost_and_takes_a_price() {
+    let mock = MockOpenAi::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let at = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let today = now.date();
+    // Today: $0.90 of gpt-4o-mini (2 M tokens in, 1 M out) and a local model with no
+    // price; two days ago, a little more, for the 7-day view.
+    let mut lines: Vec<String> = (0..3)
+        .map(|i| {
+            let tokens = if i == 0 {
+                (2_000_000, 1_000_000)
+            } else {
+                (0, 0)
+            };
+            usage_line(&at(now), "openai", "gpt-4o-mini", tokens)
+        })
+        .collect();
+    lines.push(usage_line(&at(now), "ollama", "llama3.2", (1200, 800)));
+    std::fs::write(
+        logs.path().join(format!("requests.{today}.jsonl")),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    let earlier = now - time::Duration::days(2);
+    std::fs::write(
+        logs.path()
+            .join(format!("requests.{}.jsonl", earlier.date())),
+        usage_line(&at(earlier), "openai", "gpt-4o-mini", (1000, 500)) + "\n",
+    )
+    .unwrap();
+
+    let window = Window::open(settings(json!({
+        "log": {"dir": logs.path()},
+        "providers": [
+            {"id": "demo", "kind": "demo", "chunk_delay_ms": 1},
+            {"id": "openai", "kind": "openai", "base_url": mock.base_url, "default_model": "gpt-4o-mini"},
+        ],
+        "usage": {"budgets": {"openai": {"daily_usd": 1, "stop_at_budget": true}}},
+    })))
+    .await;
+    let w = &window.w;
+    let url = w
+        .wait_text("#endpoint-url", |t| t.starts_with("http://127.0.0.1:"))
+        .await;
+    let seed = post_json(&url, Some(FRAMER_ORIGIN), json!({"message": "hi"})).await;
+    assert!(seed.text().await.unwrap().contains("[DONE]"));
+
+    w.click("[data-view=usage]").await;
+    let table = w
+        .wait_text("#usage-models", |t| {
+            t.contains("demo") && t.contains("$0.90")
+        })
+        .await;
+    assert!(
+        table.contains("openai") && table.contains("gpt-4o-mini") && table.contains("llama3.2"),
+        "a row per provider and model: {table}"
+    );
+    assert!(
+        table.contains("no price"),
+        "an unknown model has no price: {table}"
+    );
+    let budget = w.text("#usage-budgets").await;
+    assert!(
+        budget.contains("$0.90 of $1.00 today (90 %)"),
+        "today's budget: {budget}"
+    );
+    let sites = w.text("#usage-sites").await;
+    assert!(sites.contains("framercanvas.com"), "{sites}");
+    let totals = w.text("#usage-totals").await;
+    assert!(
+        totals.contains("Requests\n5"),
+        "four from the files, one just now: {totals}"
+    );
+    let bars = w
+        .script(
+            "return document.querySelectorAll('#usage-chart-time rect.requests').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bars, 1, "today's requests are in this hour's bar");
+    w.script(
+        "for (const e of [document.scrollingElement, ...document.querySelectorAll('main, section')]) \
+         if (e) e.scrollTop = 0",
+        json!([]),
+    )
+    .await;
+    w.screenshot("usage-light").await;
+
+    // Seven days: the older record too.
+    w.click("#usage-range [data-range='7d']").await;
+    w.wait_text("#usage-totals", |t| t.contains("Requests\n6"))
+        .await;
+
+    // A price for the local model, set from its "no price" row.
+    w.click("#usage-models .no-price + button").await;
+    let model = w
+        .script(
+            "return [...document.querySelectorAll('#usage-price-rows input[name=model]')].pop().value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(model, "ollama/llama3.2");
+    w.type_into(
+        "#usage-price-rows .price-row:last-child input[name=input]",
+        "1000",
+    )
+    .await;
+    w.type_into(
+        "#usage-price-rows .price-row:last-child input[name=output]",
+        "1000",
+    )
+    .await;
+    w.click("#usage-settings button[type=submit]").await;
+    let table = w
+        .wait_text("#usage-models", |t| !t.contains("no price"))
+        .await;
+    assert!(
+        table.contains("$2.00"),
+        "1,200 + 800 tokens at $1000 per million: {table}"
+    );
+    let saved = std::fs::read_to_string(window.home.path().join("settings.json")).unwrap();
+    assert!(
+        saved.contains("ollama/llama3.2"),
+        "the price is in the settings: {saved}"
+    );
+    window.close().await;
+}

@@ -165,17 +165,27 @@ class Gateway:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def merged(base, extra):
+    """`extra` merged into `base`, objects key by key."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def gateways(args, work, upstream):
     up = f"http://127.0.0.1:{upstream}/v1"
     found = []
     settings = os.path.join(work, "protogate.json")
     with open(settings, "w") as f:
-        json.dump({
+        json.dump(merged({
             "port": 0, "https": {"enabled": False}, "default_provider": "bench",
             "providers": [{"id": "bench", "kind": "openai", "base_url": up, "default_model": "bench"}],
             "limits": {"requests_per_minute": 4000000000, "burst": 4000000000, "max_concurrent_streams": 4096},
             "log": {"dir": os.path.join(work, "logs")},
-        }, f)
+        }, json.loads(args.settings)), f)
     port = free_port()
     version = subprocess.run([args.protogate, "--version"], capture_output=True, text=True).stdout.split()[-1]
     found.append(Gateway(
@@ -272,6 +282,7 @@ def main():
     parser.add_argument("--portkey")
     parser.add_argument("--portkey-version", default="")
     parser.add_argument("--quick", action="store_true", help="Protogate and direct only, short runs, nothing written")
+    parser.add_argument("--settings", default="{}", help="JSON merged into Protogate's settings (a feature's cost)")
     args = parser.parse_args()
     if args.quick:
         args.secs, args.streams = 1, 50
@@ -282,6 +293,8 @@ def main():
         upstream_port = int(upstream.stdout.readline())
         direct = Gateway("direct", "", [], f"http://127.0.0.1:{upstream_port}")
         notes = []
+        if json.loads(args.settings):
+            notes.append(f"Protogate ran with these settings merged into its own: {args.settings}")
         results, after = round_(args, work, upstream_port, direct)
         drift = abs(after["rps"] - results["direct"]["c64"]["rps"]) / results["direct"]["c64"]["rps"]
         if drift > BUSY and not args.quick:

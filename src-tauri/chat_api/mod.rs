@@ -41,7 +41,7 @@ pub async fn chat(
     JsonBody(input): JsonBody<ChatInput>,
 ) -> Result<Json<Value>, GatewayError> {
     let turn = prepare(&state, &origin_key(&headers), input, &record)?;
-    let completion = dispatch::complete(&turn.provider, turn.chat.clone(), &record).await?;
+    let completion = dispatch::complete(&state, &turn.provider, turn.chat.clone(), &record).await?;
     record.push_answer(&completion.text);
     if let Some(usage) = completion.usage {
         record.set_usage(usage);
@@ -174,6 +174,7 @@ fn reconnect(state: &AppState, record: &RecordHandle, origin: &str, last: &str) 
                 record.set_error(format!(
                     "stream {stream} is no longer kept; told the page so"
                 ));
+                record.set_error_kind("not_found");
                 sse(futures_util::stream::iter(stream::lost(stream)))
             }
         },
@@ -181,6 +182,7 @@ fn reconnect(state: &AppState, record: &RecordHandle, origin: &str, last: &str) 
             record.set_error(format!(
                 "unknown Last-Event-ID `{last}`; told the page to stop"
             ));
+            record.set_error_kind("bad_request");
             StatusCode::NO_CONTENT.into_response()
         }
     }
@@ -273,10 +275,11 @@ pub async fn conversation_delete(
     Ok(Json(json!({"deleted": true, "conversation_id": id})))
 }
 
-/// `GET /api/agents`: the configured providers, for a prototype's picker. No secret and
-/// no URL: a page learns what it can ask, not where the keys go.
+/// `GET /api/agents`: the configured providers, then the routes, for a prototype's
+/// picker. No secret and no URL: a page learns what it can ask, not where the keys go.
 pub async fn agents(State(state): State<AppState>) -> Json<Value> {
     let mut agents = vec![];
+    let mut key_states = std::collections::HashMap::new();
     for p in state.providers.all() {
         let c = p.config();
         let mut models = vec![format!("{}/{}", c.id, c.default_model)];
@@ -292,6 +295,7 @@ pub async fn agents(State(state): State<AppState>) -> Json<Value> {
             KeyUse::IfStored => "not needed",
             KeyUse::Required => "missing",
         };
+        key_states.insert(c.id.as_str(), key_state);
         agents.push(json!({
             "id": c.id,
             "name": agent_name(c),
@@ -302,6 +306,32 @@ pub async fn agents(State(state): State<AppState>) -> Json<Value> {
             "default_for": state.config.defaults_of(&c.id),
             "key_state": key_state,
         }));
+    }
+    for route in state.providers.routes() {
+        // Usable when one target is: the best of its targets' key states.
+        let states: Vec<&str> = route
+            .targets()
+            .iter()
+            .filter_map(|t| key_states.get(t.provider_id.as_str()).copied())
+            .collect();
+        let key_state = ["set", "not needed"]
+            .into_iter()
+            .find(|s| states.contains(s))
+            .unwrap_or("missing");
+        let mut agent = json!({
+            "id": route.name(),
+            "name": route.name(),
+            "kind": "route",
+            "capabilities": ["chat"],
+            "models": [route.name()],
+            "default": false,
+            "default_for": [],
+            "key_state": key_state,
+        });
+        if let (Some(agent), Value::Object(about)) = (agent.as_object_mut(), route.describe()) {
+            agent.extend(about);
+        }
+        agents.push(agent);
     }
     let total = agents.len();
     Json(json!({"agents": agents, "total": total}))

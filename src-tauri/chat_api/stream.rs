@@ -56,7 +56,9 @@ pub fn answer_events(
                     }
                 }
                 Err(e) => {
-                    let error = GatewayError::from(e).to_string();
+                    let error = GatewayError::from(e);
+                    record.set_error_kind(error.kind());
+                    let error = error.to_string();
                     record.set_error(error.clone());
                     yield writer.error(&error);
                     yield writer.done();

@@ -11,9 +11,9 @@ use crate::chatkit::store::{self, Store, StoreError, StoredThread};
 use crate::chatkit::types::{
     AssistantMessageItem, OutputText, ThreadItem, UserContent, UserMessageItem,
 };
+use crate::dispatch::{Destination, Via};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
-use crate::providers::Provider;
 use crate::request_log::RecordHandle;
 
 /// The spec's `ChatRequest`: only the new message; the history stays server-side under
@@ -39,10 +39,11 @@ pub struct ChatInput {
 
 /// A turn ready to send.
 pub struct Turn {
-    pub provider: Provider,
+    /// The provider, or the route whose targets answer in turn.
+    pub provider: Destination,
     pub chat: ChatRequest,
     pub conversation_id: String,
-    /// `provider-id/model`, as clients name models.
+    /// `provider-id/model`, or a route's name, as clients name models.
     pub client_model: String,
     store: Arc<Store>,
     origin: String,
@@ -102,10 +103,17 @@ pub fn prepare(
         model,
         ..ChatRequest::default()
     };
-    record.set_request(provider.id(), &chat.model, chat.prompt());
+    let client_model = match provider {
+        Via::Provider(p) => {
+            record.set_request(p.id(), &chat.model, chat.prompt());
+            format!("{}/{}", p.id(), chat.model)
+        }
+        // The target that answers is written on the record when it does.
+        Via::Route(route) => route.name().to_string(),
+    };
     Ok(Turn {
-        client_model: format!("{}/{}", provider.id(), chat.model),
-        provider: provider.clone(),
+        client_model,
+        provider: provider.owned(),
         chat,
         conversation_id: id,
         store,

@@ -194,6 +194,7 @@ fn streaming(
     let thread = store.thread(&origin, &thread_id)?;
     if let Some(reason) = refusal {
         record.set_error(reason);
+        record.set_error_kind("bad_request");
         return Ok(turn::refusal(prelude, reason));
     }
     Ok(turn::answer(turn::Turn {

@@ -69,6 +69,7 @@ pub fn answer(turn: Turn) -> Response {
             }
             Err(why) => {
                 record.set_error(why.clone());
+                record.set_error_kind("bad_request");
                 yield Event::error(why, false);
                 return;
             }
@@ -79,6 +80,7 @@ pub fn answer(turn: Turn) -> Response {
             Err(e) => {
                 let message = e.to_string();
                 record.set_error(message.clone());
+                record.set_error_kind(e.kind());
                 yield Event::error(message, true);
                 return;
             }
@@ -127,7 +129,9 @@ pub fn answer(turn: Turn) -> Response {
                     // As the SDK does on an error: the unfinished answer is not kept, so
                     // a retry starts clean.
                     partial.done = true;
-                    let message = GatewayError::from(e).to_string();
+                    let error = GatewayError::from(e);
+                    record.set_error_kind(error.kind());
+                    let message = error.to_string();
                     record.set_error(message.clone());
                     yield Event::error(message, true);
                     return;

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{load_config, SecretsCommand, ServeArgs};
 use protogate::config::{Config, ProviderKind};
 use protogate::providers::{AsapSigner, Registry, Upstream};
-use protogate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE};
+use protogate::secrets::{SecretStore, ACCESS_TOKEN_ACCOUNT, KEYCHAIN_SERVICE, LANGFUSE_ACCOUNT};
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
@@ -53,7 +53,8 @@ pub fn secrets(config_path: Option<PathBuf>, command: SecretsCommand) -> Result<
         // Any id: the key of a provider removed from the settings must still be removable.
         SecretsCommand::Delete { id } => {
             let existed = store.delete_blocking(&id).map_err(|e| e.to_string())?;
-            let note = if id != ACCESS_TOKEN_ACCOUNT && config.provider(&id).is_none() {
+            let reserved = id == ACCESS_TOKEN_ACCOUNT || id == LANGFUSE_ACCOUNT;
+            let note = if !reserved && config.provider(&id).is_none() {
                 format!(" ('{id}' is not a configured provider)")
             } else {
                 String::new()
@@ -75,6 +76,10 @@ pub fn secrets(config_path: Option<PathBuf>, command: SecretsCommand) -> Result<
                 let state = store.status(ACCESS_TOKEN_ACCOUNT).await.describe();
                 println!("{ACCESS_TOKEN_ACCOUNT:<24} {:<14} {state}", "access token");
             }
+            if config.telemetry.langfuse.is_some() {
+                let state = store.status(LANGFUSE_ACCOUNT).await.describe();
+                println!("{LANGFUSE_ACCOUNT:<24} {:<14} {state}", "traces");
+            }
             print_unused_keys(&config, &store);
             Ok(())
         }),
@@ -93,7 +98,11 @@ fn print_unused_keys(config: &Config, store: &SecretStore) {
         }
     };
     for id in accounts {
-        let reserved = id == ACCESS_TOKEN_ACCOUNT || id == protogate::tls::CA_ACCOUNT;
+        let reserved = id == ACCESS_TOKEN_ACCOUNT
+            || id == protogate::tls::CA_ACCOUNT
+            || (id == LANGFUSE_ACCOUNT && config.telemetry.langfuse.is_some())
+            || id == protogate::members::MEMBERS_ACCOUNT
+            || id == protogate::members::LAST_USED_ACCOUNT;
         if !reserved && config.provider(&id).is_none() {
             println!(
                 "{id:<24} {:<14} set (in the keychain), used by no provider; remove it with \
@@ -104,10 +113,10 @@ fn print_unused_keys(config: &Config, store: &SecretStore) {
     }
 }
 
-/// The kind of provider `id` names; `None` for the access token. Unknown ids are refused
-/// so a typo does not store a key nobody reads.
+/// The kind of provider `id` names; `None` for the access token and the Langfuse secret
+/// key. Unknown ids are refused so a typo does not store a key nobody reads.
 fn account_kind(config: &Config, id: &str) -> Result<Option<ProviderKind>, String> {
-    if id == ACCESS_TOKEN_ACCOUNT {
+    if id == ACCESS_TOKEN_ACCOUNT || id == LANGFUSE_ACCOUNT {
         return Ok(None);
     }
     match config.provider(id) {
@@ -118,7 +127,8 @@ fn account_kind(config: &Config, id: &str) -> Result<Option<ProviderKind>, Strin
         None => {
             let ids: Vec<_> = config.providers.iter().map(|p| p.id.as_str()).collect();
             Err(format!(
-                "unknown provider '{id}'; configured providers: {} (or {ACCESS_TOKEN_ACCOUNT})",
+                "unknown provider '{id}'; configured providers: {} (or {ACCESS_TOKEN_ACCOUNT}, \
+                 or {LANGFUSE_ACCOUNT} for the Langfuse secret key)",
                 ids.join(", ")
             ))
         }

@@ -4,16 +4,17 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod members;
+mod serve;
 mod tls;
+mod usage;
 
-use protogate::config::{self, Config};
-use protogate::gateway::{self, AppState};
-use protogate::request_log::RequestLog;
-use protogate::secrets::SecretStore;
+use protogate::config::{self, Config, RawConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +40,8 @@ pub enum Command {
     /// Provider keys in the system keychain.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// People with a token of their own instead of the shared access token.
+    Members(members::MembersArgs),
     /// List the configured providers and whether their keys are set.
     Providers,
     /// Check the settings and make one small call to every provider.
@@ -46,6 +49,12 @@ pub enum Command {
     /// The local certificate authority behind https://localhost (for Safari).
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Requests, tokens and estimated cost per provider, model and site, from the log.
+    Usage {
+        /// today, 7d or 30d.
+        #[arg(default_value = "today")]
+        range: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +80,7 @@ pub enum SecretsCommand {
     Delete { id: String },
 }
 
-#[derive(Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but loopback requires the access token.
     #[arg(long, env = "PROTOGATE_HOST")]
@@ -85,6 +94,14 @@ pub struct ServeArgs {
     /// Serve plain http only.
     #[arg(long)]
     pub no_https: bool,
+    /// After SIGTERM or Ctrl-C, how long open requests may run on before the gateway
+    /// exits (25s, 1500ms, 2m) [default: 25s].
+    #[arg(long, env = "PROTOGATE_GRACE_PERIOD", value_parser = serve::parse_duration)]
+    pub grace_period: Option<Duration>,
+    /// Team mode: share provider limits with other replicas through this Redis
+    /// (redis://host:6379; the password from PROTOGATE_REDIS_PASSWORD, never the URL).
+    #[arg(long, env = "PROTOGATE_REDIS_URL")]
+    pub redis: Option<String>,
 }
 
 /// The desktop app, when the binary has one: whether it can run here (a display), and
@@ -103,11 +120,13 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
     init_tracing();
     let config = cli.config;
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve(config, args),
+        Some(Command::Serve(args)) => serve::run(config, args),
         Some(Command::Secrets(command)) => commands::secrets(config, command),
+        Some(Command::Members(command)) => members::run(config, command),
         Some(Command::Providers) => commands::providers(config),
         Some(Command::Check) => commands::check(config),
         Some(Command::Tls(command)) => tls::run(config, command),
+        Some(Command::Usage { range }) => usage::run(config, &range),
         None => match desktop {
             Some(app) if (app.available)() => (app.run)(config, cli.hidden),
             Some(_) => {
@@ -115,9 +134,9 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
                     "protogate: no display to show the tray and window in; running the \
                      headless gateway (same as `protogate serve`)"
                 );
-                serve(config, ServeArgs::default())
+                serve::run(config, ServeArgs::default())
             }
-            None => serve(config, ServeArgs::default()),
+            None => serve::run(config, ServeArgs::default()),
         },
     };
     match result {
@@ -132,19 +151,35 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("protogate=info"));
+    // Colours for a terminal only: not in a container's or a service manager's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
 /// Loads the settings with the command line's overrides applied before validation.
 pub fn load_config(path: Option<PathBuf>, args: &ServeArgs) -> Result<(Config, PathBuf), String> {
+    let (raw, path) = load_raw(path, args)?;
+    let config = Config::from_raw(raw, &path.display().to_string()).map_err(|e| e.to_string())?;
+    Ok((config, path))
+}
+
+/// The settings as written, with the command line's overrides applied, not yet checked.
+fn load_raw(path: Option<PathBuf>, args: &ServeArgs) -> Result<(RawConfig, PathBuf), String> {
     let path = match path {
         Some(path) => path,
         None => config::default_path().map_err(|e| e.to_string())?,
     };
     let mut raw = config::read_raw_or_create(&path).map_err(|e| e.to_string())?;
+    apply_flags(&mut raw, args);
+    Ok((raw, path))
+}
+
+/// `--host`, `--port`, `--https-port`, `--no-https` and `--redis` over the file's settings.
+fn apply_flags(raw: &mut RawConfig, args: &ServeArgs) {
     if let Some(host) = args.host {
         raw.host = host.to_string();
     }
@@ -157,90 +192,7 @@ pub fn load_config(path: Option<PathBuf>, args: &ServeArgs) -> Result<(Config, P
     if args.no_https {
         raw.https.enabled = false;
     }
-    let config = Config::from_raw(raw, &path.display().to_string()).map_err(|e| e.to_string())?;
-    Ok((config, path))
-}
-
-fn serve(config_path: Option<PathBuf>, args: ServeArgs) -> Result<(), String> {
-    let (config, path) = load_config(config_path, &args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let log_dir = config.log.dir.clone().or_else(config::default_log_dir);
-        let log = RequestLog::new(
-            log_dir.as_deref(),
-            config.log.retention_days,
-            config.log.ring_size,
-            config.log.max_text_chars,
-        )
-        .map_err(|e| format!("cannot open the request log: {e}"))?;
-        let listener = gateway::bind(&config).await.map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let shown_host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
-        eprintln!("protogate: settings {}", path.display());
-        if let Some(dir) = &log_dir {
-            eprintln!("protogate: request log {}", dir.display());
-        }
-        let secrets = SecretStore::new().with_cache_ttl(config.keychain_cache);
-        let default_provider = config.default_provider.clone();
-        let live = gateway::LiveRouter::new(AppState::new(config.clone(), log, secrets.clone()));
-        let stop = tokio_util::sync::CancellationToken::new();
-        let https = match gateway::start_https(&config, live.clone(), &secrets, stop.clone()).await {
-            Ok(Some((addr, task))) => Some((format!(" and https://localhost:{}", addr.port()), task)),
-            Ok(None) => None,
-            Err(why) => {
-                eprintln!(
-                    "protogate: HTTPS (for Safari) is off: {why}. Plain http serves on; \
-                     fix that, or set \"https\": {{\"enabled\": false}} to silence this"
-                );
-                None
-            }
-        };
-        println!(
-            "Protogate {} listening on http://{shown_host}:{}{} (default provider: {default_provider})",
-            env!("CARGO_PKG_VERSION"),
-            addr.port(),
-            https.as_ref().map_or("", |(url, _)| url.as_str()),
-        );
-        let signal = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            signal.cancel();
-        });
-        let served = gateway::serve_live(listener, live, stop.cancelled_owned()).await;
-        if let Some((_, task)) = https {
-            let _ = task.await;
-        }
-        served.map_err(|e| format!("the gateway stopped: {e}"))?;
-        eprintln!("protogate: stopped");
-        Ok(())
-    })
-}
-
-/// Ctrl-C, or SIGTERM from a service manager or `docker stop`.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    if let Some(url) = &args.redis {
+        raw.redis.url = Some(url.clone());
     }
 }

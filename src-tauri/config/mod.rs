@@ -9,6 +9,7 @@ mod origin;
 mod provider;
 mod provider_limits;
 mod raw;
+mod redis;
 mod routes;
 mod telemetry;
 mod usage;
@@ -29,9 +30,10 @@ pub use raw::{
     ProviderKind, ProviderLimitsSection, ProviderSection, RawConfig, DEFAULT_HTTPS_PORT,
     DEFAULT_ORIGINS, DEFAULT_PORT,
 };
+pub use redis::RedisSection;
 pub use routes::{RouteSection, Strategy};
 pub use telemetry::{MetricsSection, TelemetrySection};
-pub use usage::UsageSection;
+pub use usage::{BudgetSection, PriceSection, UsageSection};
 
 /// A mistake in the settings, told with the file and the field so it can be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,7 @@ pub struct Config {
     pub cache: CacheSection,
     pub routes: Vec<RouteSection>,
     pub usage: UsageSection,
+    pub redis: RedisSection,
 }
 
 /// Where ChatKit threads are kept, and how many.
@@ -209,9 +212,13 @@ impl Config {
             move |(field, m): (String, String)| invalid(&format!("{name}.{field}"), m)
         };
         raw.telemetry.check().map_err(section("telemetry"))?;
-        raw.cache.check().map_err(section("cache"))?;
+        raw.cache
+            .check(&providers, &raw.routes)
+            .map_err(section("cache"))?;
         raw.usage.check().map_err(section("usage"))?;
-        routes::check(&raw.routes, &providers).map_err(section("routes"))?;
+        raw.redis.check().map_err(section("redis"))?;
+        routes::check(&raw.routes, &providers)
+            .map_err(|(field, m)| invalid(&format!("routes{field}"), m))?;
 
         let l = raw.limits;
         let positive = |field: &str, v: u64| positive(&invalid, &format!("limits.{field}"), v);
@@ -261,6 +268,7 @@ impl Config {
             cache: raw.cache,
             routes: raw.routes,
             usage: raw.usage,
+            redis: raw.redis,
         })
     }
 

@@ -53,6 +53,9 @@ pub struct RawConfig {
     pub routes: Vec<super::routes::RouteSection>,
     /// Prices and budgets for the Usage view.
     pub usage: super::usage::UsageSection,
+    /// Team mode: state shared with other replicas through Redis.
+    #[serde(skip_serializing_if = "super::redis::RedisSection::is_off")]
+    pub redis: super::redis::RedisSection,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -286,6 +289,7 @@ impl Default for RawConfig {
             cache: Default::default(),
             routes: vec![],
             usage: Default::default(),
+            redis: Default::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         provider_test,
         secret_set,
         secret_delete,
+        secret_status,
         origin_approve,
         log_recent,
         log_clear,
@@ -41,6 +42,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         tls_status,
         tls_trust,
         access_token_generate,
+        usage_summary,
+        usage_prices,
     ]
 }
 
@@ -284,6 +287,12 @@ async fn secret_set(
     Ok(key_view(&controller, &id).await)
 }
 
+/// Whether a secret is set, and where; never the secret (the Langfuse key's state).
+#[tauri::command]
+async fn secret_status(controller: State<'_, Controller>, id: String) -> Answer<KeyView> {
+    Ok(key_view(&controller, &id).await)
+}
+
 #[tauri::command]
 async fn secret_delete(controller: State<'_, Controller>, id: String) -> Answer<KeyView> {
     let secrets = controller.secrets().clone();
@@ -304,6 +313,29 @@ async fn origin_approve(controller: State<'_, Controller>, origin: String) -> An
 #[tauri::command]
 fn log_recent(controller: State<'_, Controller>) -> Vec<Record> {
     controller.log().recent()
+}
+
+/// The Usage view's numbers over `range` (`today`, `7d`, `30d`), read from the log files
+/// off the async threads: a month of records takes a moment.
+#[tauri::command]
+async fn usage_summary(
+    controller: State<'_, Controller>,
+    range: String,
+) -> Answer<protogate::usage::Summary> {
+    let range =
+        protogate::usage::Range::parse(&range).map_err(|e| CommandError::new("range", e))?;
+    let (log, config) = (controller.log().clone(), controller.config());
+    tauri::async_runtime::spawn_blocking(move || {
+        protogate::usage::summarize_log(&log, &config, range)
+    })
+    .await
+    .map_err(|e| CommandError::new("usage", e))
+}
+
+/// The built-in prices (with their date) and the settings' own.
+#[tauri::command]
+fn usage_prices(controller: State<'_, Controller>) -> protogate::usage::PriceList {
+    protogate::usage::price_list(&controller.config())
 }
 
 #[tauri::command]

@@ -28,6 +28,7 @@ pub fn forward(app: &AppHandle, controller: &Controller) {
 
     let mut records = controller.log().subscribe();
     let handle = app.clone();
+    let controller = controller.clone();
     tauri::async_runtime::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         let mut announced = HashSet::new();
@@ -36,6 +37,7 @@ pub fn forward(app: &AppHandle, controller: &Controller) {
                 Ok(event) => {
                     if event.kind == LogEventKind::Finished {
                         announce_refusal(&handle, &event.record, &mut announced);
+                        announce_budget(&handle, &controller, &event.record);
                     }
                     let _ = handle.emit("request-log", event);
                 }
@@ -64,5 +66,30 @@ fn announce_refusal(app: &AppHandle, record: &Record, announced: &mut HashSet<St
         .show();
     if let Err(e) = shown {
         tracing::debug!("no desktop notification: {e}");
+    }
+}
+
+/// A daily budget crossing 80 % or 100 % with this record (see `usage::budget`): one
+/// notification each, the day's first.
+fn announce_budget(app: &AppHandle, controller: &Controller, record: &Record) {
+    let Some(provider) = record.provider.as_deref() else {
+        return;
+    };
+    let Some(providers) = controller.live_providers() else {
+        return;
+    };
+    let Some(meter) = providers.get(provider).and_then(|p| p.budget()) else {
+        return;
+    };
+    for alert in meter.take_alerts() {
+        let shown = app
+            .notification()
+            .builder()
+            .title(alert.title())
+            .body(alert.body())
+            .show();
+        if let Err(e) = shown {
+            tracing::debug!("no desktop notification: {e}");
+        }
     }
 }

@@ -149,8 +149,9 @@ where
             let inner = std::mem::replace(&mut self.inner, ready);
             let state = self.state.clone();
             return Box::pin(async move {
+                let (method, uri, headers) = (req.method(), req.uri(), req.headers());
                 let refusal =
-                    guard::token_refusal(&state, req.method(), req.uri(), req.headers()).await;
+                    guard::token_refusal(&state, method, uri, headers, req.extensions()).await;
                 if let Some(error) = refusal.or_else(|| guard::limit_refusal(&state, &req)) {
                     return Ok(guard::refuse(&req, error));
                 }

@@ -4,12 +4,13 @@
 //! answers but never refuses; refusing is done here.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::Response;
 use secrecy::ExposeSecret;
 
 use super::state::AppState;
 use crate::error::{ErrorShape, GatewayError};
+use crate::request_log::RecordHandle;
 use crate::secrets::ACCESS_TOKEN_ACCOUNT;
 
 /// A `Host` that is not ours, including an empty or missing one: a DNS-rebinding page
@@ -56,23 +57,69 @@ pub(super) fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayE
 }
 
 /// With `require_access_token`, every request but a preflight carries the token from
-/// the keychain as `Authorization: Bearer <token>` or `X-API-Key: <token>`. A WebSocket
-/// upgrade may carry it in the URL or as a subprotocol instead (see [`upgrade_tokens`]).
+/// the keychain, or a member's token (`protogate members`), as `Authorization: Bearer
+/// <token>` or `X-API-Key: <token>`. A WebSocket upgrade may carry it in the URL or as
+/// a subprotocol instead (see [`upgrade_tokens`]). A member's name goes in the record.
 pub(super) async fn token_refusal(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    extensions: &Extensions,
 ) -> Option<GatewayError> {
     if !state.config.require_access_token || method == Method::OPTIONS {
         return None;
     }
+    // Every value of an upgrade is a candidate: one is the token, the others protocol names.
+    let websocket = is_websocket_upgrade(headers);
+    let given = || {
+        let upgrade = websocket.then(|| upgrade_tokens(uri, headers));
+        presented_token(headers)
+            .into_iter()
+            .chain(upgrade.into_iter().flatten())
+    };
+    if given().next().is_none() {
+        return Some(GatewayError::Unauthorized(if websocket {
+            "access token missing: a WebSocket sends it as `?token=<token>` in the URL or \
+             as a subprotocol, `new WebSocket(url, [\"protogate\", token])`"
+                .into()
+        } else {
+            "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`".into()
+        }));
+    }
+    // Member tokens carry a prefix, so the access token never costs a hash.
+    let mut member_error = None;
+    for token in given().filter(|t| t.starts_with(crate::members::TOKEN_PREFIX)) {
+        match state.members.verify(token).await {
+            Ok(Some(member)) => {
+                if let Some(record) = extensions.get::<RecordHandle>() {
+                    record.set_member(&member);
+                }
+                return None;
+            }
+            Ok(None) => {}
+            Err(e) => member_error = Some(e),
+        }
+    }
+    let member_unavailable = |e| {
+        GatewayError::Unavailable(format!(
+            "cannot check the member token: {e}. Unlock the keychain and try again"
+        ))
+    };
     let expected = match state.secrets.get(ACCESS_TOKEN_ACCOUNT).await {
         Ok(Some((token, _))) => token,
         Ok(None) => {
-            return Some(GatewayError::Unauthorized(
-                "an access token is required but none is set in Protogate".into(),
-            ))
+            if let Some(e) = member_error {
+                return Some(member_unavailable(e));
+            }
+            return Some(match state.members.any().await {
+                Ok(true) => GatewayError::Unauthorized("access token is wrong".into()),
+                Ok(false) | Err(_) => GatewayError::Unauthorized(
+                    "an access token is required but none is set in Protogate; set one, or \
+                     add a member with `protogate members add NAME`"
+                        .into(),
+                ),
+            });
         }
         Err(e) => {
             return Some(GatewayError::Unavailable(format!(
@@ -81,29 +128,12 @@ pub(super) async fn token_refusal(
         }
     };
     let expected = expected.expose_secret().as_bytes();
-    if is_websocket_upgrade(headers) {
-        let mut given = presented_token(headers)
-            .into_iter()
-            .chain(upgrade_tokens(uri, headers))
-            .peekable();
-        if given.peek().is_none() {
-            return Some(GatewayError::Unauthorized(
-                "access token missing: a WebSocket sends it as `?token=<token>` in the URL or \
-                 as a subprotocol, `new WebSocket(url, [\"protogate\", token])`"
-                    .into(),
-            ));
-        }
-        // Every value is compared: one of them is the token, the others are protocol names.
-        let matched = given.fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), expected));
-        return (!matched).then(|| GatewayError::Unauthorized("access token is wrong".into()));
-    }
-    match presented_token(headers) {
-        Some(given) if constant_time_eq(given.as_bytes(), expected) => None,
-        Some(_) => Some(GatewayError::Unauthorized("access token is wrong".into())),
-        None => Some(GatewayError::Unauthorized(
-            "access token missing: send it as `Authorization: Bearer <token>` or `X-API-Key`"
-                .into(),
-        )),
+    // Every value is compared, so the time taken does not tell which one matched.
+    let matched = given().fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), expected));
+    match (matched, member_error) {
+        (true, _) => None,
+        (false, Some(e)) => Some(member_unavailable(e)),
+        (false, None) => Some(GatewayError::Unauthorized("access token is wrong".into())),
     }
 }
 

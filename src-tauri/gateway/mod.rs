@@ -6,7 +6,9 @@ mod conn;
 mod encoders;
 mod front;
 mod guard;
+mod probes;
 mod routes;
+mod scrape;
 mod server;
 mod sse;
 mod state;
@@ -30,6 +32,7 @@ pub(crate) use body::JsonBody;
 pub use conn::ClientStall;
 pub use front::Gateway;
 use front::{Admit, Front};
+pub use probes::{Probes, ReadinessCheck, LIVEZ, READYZ};
 pub use server::{serve_live, serve_live_tls, LiveRouter, DRAIN};
 pub(crate) use sse::event_stream;
 pub use state::AppState;
@@ -166,6 +169,7 @@ pub fn router(state: AppState) -> Gateway {
         .route("/api/search", post(crate::search_api::search))
         .route("/health", get(routes::health))
         .route("/api/health", get(routes::health))
+        .merge(scrape::routes(&state))
         .fallback(routes::not_found)
         .with_state(state.clone());
     let admitted = Admit::new(state.clone(), routes);
@@ -193,6 +197,7 @@ fn cors_layer() -> CorsLayer {
         .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static(REQUEST_ID_HEADER),
+            HeaderName::from_static(crate::cache::CACHE_HEADER),
         ])
         .max_age(Duration::from_secs(600))
         // `Vary` is added by the front service instead, built once: tower-http joins its

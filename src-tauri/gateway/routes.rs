@@ -14,9 +14,8 @@ use super::sse;
 use super::state::AppState;
 use crate::chat::{ChatRequest, Completion, Native, NativeBody};
 use crate::config::ProviderKind;
-use crate::dispatch;
+use crate::dispatch::{self, Route, Via};
 use crate::error::{ErrorShape, GatewayError};
-use crate::providers::Provider;
 use crate::request_log::RecordHandle;
 use crate::wire::{anthropic, openai, responses, seed, ClientRequest};
 
@@ -31,13 +30,13 @@ impl AppState {
     }
 }
 
-/// A request routed to its provider, ready to send.
+/// A request routed to its provider (or a route of providers), ready to send.
 pub(super) struct Routed<'a> {
-    pub provider: &'a Provider,
+    pub provider: Via<'a>,
     pub chat: ChatRequest,
     /// The provider speaks the client's format: its events and bodies pass through.
     pub passthrough: bool,
-    /// `provider-id/model`, as the client sees the model.
+    /// `provider-id/model`, or a route's name, as the client sees the model.
     pub client_model: String,
 }
 
@@ -51,11 +50,15 @@ pub(super) fn route<'a>(
     mut chat: ChatRequest,
     native: Option<NativeBody>,
 ) -> Result<Routed<'a>, GatewayError> {
-    let (provider, model) = state
+    let (via, model) = state
         .providers
         .route(provider, model)
         .map_err(GatewayError::bad_request)?;
     chat.model = model;
+    let provider = match via {
+        Via::Provider(provider) => provider,
+        Via::Route(route) => return through_route(record, route, chat),
+    };
     record.set_request(provider.id(), &chat.model, chat.prompt());
     let passthrough = matches!(
         (&native, provider.kind()),
@@ -78,9 +81,35 @@ pub(super) fn route<'a>(
     }
     Ok(Routed {
         client_model: format!("{}/{}", provider.id(), chat.model),
-        provider,
+        provider: via,
         chat,
         passthrough,
+    })
+}
+
+/// A request for a route. Its targets may speak other formats than the client, so it is
+/// always translated through the canonical model, never passed through; the client sees
+/// the route's name as the model, the name it asked for (the log names the target that
+/// answered).
+fn through_route<'a>(
+    record: &RecordHandle,
+    route: &'a Route,
+    chat: ChatRequest,
+) -> Result<Routed<'a>, GatewayError> {
+    record.set_route(route.name());
+    if !route.all_demo() && !chat.untranslatable.is_empty() {
+        return Err(GatewayError::bad_request(format!(
+            "{} cannot be translated for route '{}', whose targets each get the request in \
+             their own format; leave it out, or send it to one provider by name",
+            chat.untranslatable.join(", "),
+            route.name()
+        )));
+    }
+    Ok(Routed {
+        client_model: route.name().to_string(),
+        provider: Via::Route(route),
+        chat,
+        passthrough: false,
     })
 }
 
@@ -213,7 +242,7 @@ async fn answer<F: ClientFormat>(state: AppState, record: RecordHandle, body: Na
             let answer = dispatch::stream(&state, r.provider, r.chat, &record).await?;
             return Ok(sse::response(answer.frames, encoder, record.clone(), answer.permit).await);
         }
-        let completion = dispatch::complete(r.provider, r.chat, &record).await?;
+        let completion = dispatch::complete(&state, r.provider, r.chat, &record).await?;
         note_completion(&record, &completion);
         Ok(match completion.raw {
             Some(raw) if r.passthrough => json_bytes(raw),
@@ -240,7 +269,8 @@ fn note_completion(record: &RecordHandle, completion: &Completion) {
     }
 }
 
-/// `GET /v1/models`: every configured provider's models, named `provider-id/model`.
+/// `GET /v1/models`: every configured provider's models, named `provider-id/model`, then
+/// the routes by name, each saying it is a route and what stands behind it.
 pub async fn models_list(State(state): State<AppState>) -> Json<Value> {
     let mut data = vec![];
     for provider in state.providers.all() {
@@ -265,6 +295,15 @@ pub async fn models_list(State(state): State<AppState>) -> Json<Value> {
             }));
         }
     }
+    for route in state.providers.routes() {
+        data.push(json!({
+            "id": route.name(),
+            "object": "model",
+            "created": 0,
+            "owned_by": "protogate-route",
+            "route": route.describe(),
+        }));
+    }
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -284,12 +323,16 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             "credential": credential,
         }));
     }
-    Json(json!({
+    let mut health = json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
         "providers": providers,
-    }))
+    });
+    if let Some(redis) = &state.redis {
+        health["redis"] = redis.health().into();
+    }
+    Json(health)
 }
 
 /// Any other path: a JSON 404 that still carries CORS headers.

@@ -26,16 +26,23 @@ use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
 use super::conn::{ClientStall, DeadlineListener};
+use super::probes::{self, Probes};
 use super::{router, AppState, Gateway};
 use crate::deadline::WorkerTimer;
 
-/// How long open requests may run on after a stop is asked for.
+/// How long open requests may run on after a stop is asked for, unless the gateway is
+/// given its own time ([`LiveRouter::with_drain`]).
 pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// The state and router a gateway serves, replaceable while it runs: requests already
 /// under way finish with what they started with, the next ones get the new settings.
+/// With them, what outlives a settings change: the health probes and the drain time.
 #[derive(Clone)]
-pub struct LiveRouter(Arc<ArcSwap<Live>>);
+pub struct LiveRouter {
+    current: Arc<ArcSwap<Live>>,
+    probes: Probes,
+    drain: Duration,
+}
 
 struct Live {
     state: AppState,
@@ -44,15 +51,37 @@ struct Live {
 
 impl LiveRouter {
     pub fn new(state: AppState) -> Self {
-        LiveRouter(Arc::new(ArcSwap::from_pointee(Live {
-            gateway: router(state.clone()),
-            state,
-        })))
+        LiveRouter {
+            current: Arc::new(ArcSwap::from_pointee(Live {
+                gateway: router(state.clone()),
+                state,
+            })),
+            probes: Probes::default(),
+            drain: DRAIN,
+        }
+    }
+
+    /// The same, answering `/livez` and `/readyz` from `probes`.
+    #[must_use]
+    pub fn with_probes(mut self, probes: Probes) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// The same, letting open requests run on for `drain` after a stop is asked for.
+    #[must_use]
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    pub fn probes(&self) -> &Probes {
+        &self.probes
     }
 
     /// Serves `state` from the next request on.
     pub fn replace(&self, state: AppState) {
-        self.0.store(Arc::new(Live {
+        self.current.store(Arc::new(Live {
             gateway: router(state.clone()),
             state,
         }));
@@ -60,7 +89,7 @@ impl LiveRouter {
 
     /// The state requests are served with now.
     pub fn state(&self) -> AppState {
-        self.0.load().state.clone()
+        self.current.load().state.clone()
     }
 }
 
@@ -68,8 +97,8 @@ impl LiveRouter {
 /// it must not hold a connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves until `shutdown` completes, then lets open requests finish for [`DRAIN`] and
-/// ends the connections still open.
+/// Serves until `shutdown` completes, then stops listening, lets open requests finish
+/// for the drain time ([`DRAIN`] unless set) and ends the connections still open.
 pub async fn serve_live(
     listener: TcpListener,
     live: LiveRouter,
@@ -158,11 +187,12 @@ async fn serve_with(
             _ = &mut shutdown => break,
         }
     }
+    live.probes.set_draining(true);
     drop(listener);
     draining.cancel();
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN) => {}
+        _ = tokio::time::sleep(live.drain) => {}
     }
     stopping.stop();
     connections.shutdown().await;
@@ -180,7 +210,7 @@ struct PerConnection {
 
 impl PerConnection {
     fn new(live: LiveRouter, stall: ClientStall, stopping: super::ws::Stopping) -> Self {
-        let now = live.0.load_full();
+        let now = live.current.load_full();
         let gateway = now.gateway.for_connection(stall.clone());
         PerConnection {
             live,
@@ -199,11 +229,14 @@ impl hyper::service::Service<hyper::Request<Incoming>> for PerConnection {
     type Future = ResponseFuture;
 
     fn call(&self, request: hyper::Request<Incoming>) -> ResponseFuture {
+        if let Some(answer) = probes::answer(&self.live.probes, || self.live.state(), &request) {
+            return answer;
+        }
         let mut request = request.map(Body::new);
         if request.headers().contains_key(hyper::header::UPGRADE) {
             request.extensions_mut().insert(self.stopping.clone());
         }
-        let now = self.live.0.load();
+        let now = self.live.current.load();
         let mut current = self.current.borrow_mut();
         if !Arc::ptr_eq(&current.0, &now) {
             *current = (

@@ -69,6 +69,7 @@ pub async fn response(
                 Err(e) => {
                     let error = GatewayError::from(e);
                     record.set_error(error.to_string());
+                    record.set_error_kind(error.kind());
                     encoder.error(&error, &mut out);
                     yield Ok(Bytes::from(out));
                     break;

@@ -36,19 +36,55 @@ pub struct Inner {
     pub replays: crate::chat_api::Replays,
     /// Metrics and traces, as the settings ask.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Today's spend per provider, when the settings set daily budgets. Each new state
+    /// reads it back from today's log file, so a settings change or a restart keeps it.
+    pub budgets: Option<crate::usage::BudgetMeter>,
+    /// Members' tokens, checked where the access token is (see `guard.rs`).
+    pub members: crate::members::Members,
+    /// Answers kept for identical requests, and identical calls in flight.
+    pub cache: crate::cache::Cache,
+    /// Team mode's Redis, when the settings name one.
+    pub redis: Option<Arc<crate::team::Redis>>,
+}
+
+/// What the request log tells of each finished record: metrics, traces, budgets.
+fn observers(
+    telemetry: &crate::telemetry::Telemetry,
+    budgets: &Option<crate::usage::BudgetMeter>,
+) -> crate::request_log::Observers {
+    let mut observers = telemetry.observers();
+    if let Some(meter) = budgets {
+        observers.push(Arc::new(meter.clone()));
+    }
+    observers
 }
 
 impl AppState {
     pub fn new(config: Config, log: RequestLog, secrets: SecretStore) -> Self {
         let upstream = Upstream::new(config.limits.clone(), secrets.clone());
-        let providers = Registry::new(&config, &upstream);
+        let mut providers = Registry::new(&config, &upstream);
         let per_minute =
             NonZeroU32::new(config.limits.requests_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
         let streams = Arc::new(Semaphore::new(config.limits.max_concurrent_streams));
         let telemetry = crate::telemetry::Telemetry::new(&config, &secrets);
-        log.set_observers(telemetry.observers());
+        let budgets = crate::usage::BudgetMeter::new(&config);
+        log.set_observers(observers(&telemetry, &budgets));
+        // Watching first, then today's file: no record is missed or counted twice.
+        if let Some(meter) = &budgets {
+            meter.read_today(&log);
+            providers.attach_budgets(meter);
+        }
+        let members = crate::members::Members::new(
+            crate::members::store_for(&config, &secrets),
+            config.keychain_cache,
+        );
+        let cache = crate::cache::Cache::new(&config.cache);
+        let redis = crate::team::Redis::shared(&config.redis, &secrets);
+        if let Some(redis) = &redis {
+            providers.share_limits(redis);
+        }
         AppState(Arc::new(Inner {
             config,
             providers,
@@ -61,6 +97,10 @@ impl AppState {
             chatkit: OnceLock::new(),
             replays: Default::default(),
             telemetry,
+            budgets,
+            members,
+            cache,
+            redis,
         }))
     }
 }
@@ -68,9 +108,19 @@ impl AppState {
 impl AppState {
     /// This state with the provider queues of `previous`, the state it replaces, where
     /// a provider's limits are unchanged: its budget and its waiting requests carry on.
+    /// So do the metrics' counters, while metrics stay on, and the cache's answers while
+    /// its settings and the upstreams are unchanged.
     pub fn keeping_queues(mut self, previous: &AppState) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.providers.keep_queues(&previous.providers);
+            inner.telemetry.carry_on(&previous.telemetry);
+            let config = &inner.config;
+            inner
+                .cache
+                .carry_on(config, &previous.cache, &previous.config);
+            inner
+                .log
+                .set_observers(observers(&inner.telemetry, &inner.budgets));
         }
         self
     }

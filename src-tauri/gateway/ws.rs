@@ -243,6 +243,7 @@ impl ChatRecord {
     pub(super) fn fail(&self, error: &GatewayError) {
         self.handle.set_status(error.status().as_u16());
         self.handle.set_error(error.to_string());
+        self.handle.set_error_kind(error.kind());
     }
 }
 

@@ -152,6 +152,7 @@ impl Chats {
                         if let Some(at) = self.running.iter().position(|r| r.task.id() == task) {
                             let chat = self.running.swap_remove(at);
                             chat.record.set_error("the chat failed inside Protogate");
+                            chat.record.set_error_kind("internal");
                             if !link.send(error_frame(Some(&chat.id), "the chat failed inside Protogate")).await {
                                 break;
                             }
@@ -165,6 +166,7 @@ impl Chats {
                 "the socket closed before the answer was complete; the upstream call was \
                  cancelled",
             );
+            chat.record.set_error_kind("client_gone");
         }
         // Aborts the chats still running: their upstream streams are dropped, their
         // records pushed.
@@ -240,6 +242,7 @@ impl Chats {
             );
             record.handle.set_status(429);
             record.handle.set_error(error.clone());
+            record.handle.set_error_kind("rate_limited");
             return Some(error_frame(Some(&id), &error));
         }
         let seq = self.next_seq;
@@ -276,6 +279,7 @@ impl Chats {
         };
         let chat = self.running.swap_remove(at);
         chat.record.set_error("cancelled by the client");
+        chat.record.set_error_kind("cancelled");
         chat.task.abort();
         json!({"type": "done", "id": id, "usage": null, "finish_reason": "cancelled"}).to_string()
     }

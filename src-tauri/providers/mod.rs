@@ -29,6 +29,7 @@ use futures_util::Stream;
 
 use crate::chat::{ChatRequest, Completion, Frame};
 use crate::config::{Capability, Config, KeyUse, Limits, ProviderConfig, ProviderKind};
+use crate::dispatch::{Route, Via};
 use crate::error::{GatewayError, ProviderError};
 use crate::request_log::RecordHandle;
 use crate::secrets::{SecretStatus, SecretStore};
@@ -66,6 +67,8 @@ pub struct Provider {
     backend: Backend,
     /// `None` when the provider has no `limits`: nothing to wait for.
     queue: Option<Arc<ProviderQueue>>,
+    /// Today's spend, when the provider has a daily budget (`usage.budgets`).
+    budget: Option<crate::usage::BudgetMeter>,
 }
 
 /// The provider kinds, one file each.
@@ -105,7 +108,11 @@ impl Provider {
             .limits
             .clone()
             .map(|limits| Arc::new(ProviderQueue::new(&config.id, limits)));
-        Provider { backend, queue }
+        Provider {
+            backend,
+            queue,
+            budget: None,
+        }
     }
 
     pub fn config(&self) -> &ProviderConfig {
@@ -126,11 +133,20 @@ impl Provider {
     /// provider and its limit (queue full, or no turn within `queue_timeout_ms`). A wait
     /// is written on `record`. Dropping the future (the client went away) leaves the
     /// queue and uses none of the budget.
+    /// A provider whose daily budget is spent (with `stop_at_budget`) refuses first.
     pub async fn wait_turn(&self, record: &RecordHandle) -> Result<(), GatewayError> {
+        if let Some(budget) = &self.budget {
+            budget.admit(self.id())?;
+        }
         match &self.queue {
             None => Ok(()),
             Some(queue) => queue.wait_turn(record).await,
         }
+    }
+
+    /// Today's spend against the provider's daily budget, when it has one.
+    pub fn budget(&self) -> Option<&crate::usage::BudgetMeter> {
+        self.budget.as_ref()
     }
 
     /// The provider's budget and its line, when it has `limits`.
@@ -196,6 +212,8 @@ impl Provider {
 #[derive(Clone, Debug)]
 pub struct Registry {
     providers: Arc<Vec<Provider>>,
+    /// `routes[]`: names that stand for several providers' models.
+    routes: Arc<Vec<Route>>,
     default_id: String,
     default_voice: Option<String>,
     default_search: Option<String>,
@@ -211,6 +229,13 @@ impl Registry {
                     .map(|p| Provider::new(p, upstream))
                     .collect(),
             ),
+            routes: Arc::new(
+                config
+                    .routes
+                    .iter()
+                    .map(|r| Route::new(r, &config.providers))
+                    .collect(),
+            ),
             default_id: config.default_provider.clone(),
             default_voice: config.default_voice_provider.clone(),
             default_search: config.default_search_provider.clone(),
@@ -219,8 +244,16 @@ impl Registry {
 
     /// Takes over `previous`'s queue for each provider whose id and limits are the same,
     /// so a settings change (an origin approved, say) neither resets a provider's budget
-    /// nor splits its line in two. Only for a registry not yet shared.
+    /// nor splits its line in two; and each unchanged route's targets' health. Only for
+    /// a registry not yet shared.
     pub fn keep_queues(&mut self, previous: &Registry) {
+        if let Some(routes) = Arc::get_mut(&mut self.routes) {
+            for route in routes.iter_mut() {
+                if let Some(old) = previous.routes.iter().find(|r| r.name() == route.name()) {
+                    *route = route.clone().keeping(old);
+                }
+            }
+        }
         let Some(providers) = Arc::get_mut(&mut self.providers) else {
             return;
         };
@@ -230,6 +263,32 @@ impl Registry {
                 if new.limits() == old.limits() {
                     p.queue = Some(old.clone());
                 }
+            }
+        }
+    }
+
+    /// Gives each provider with a daily budget in `meter` that meter, checked before
+    /// every request. Only for a registry not yet shared.
+    pub fn attach_budgets(&mut self, meter: &crate::usage::BudgetMeter) {
+        let Some(providers) = Arc::get_mut(&mut self.providers) else {
+            return;
+        };
+        for p in providers.iter_mut() {
+            if meter.covers(p.id()) {
+                p.budget = Some(meter.clone());
+            }
+        }
+    }
+
+    /// Paces every provider with limits through `redis`, with all replicas sharing it.
+    /// Only for a registry not yet shared.
+    pub fn share_limits(&mut self, redis: &Arc<crate::team::Redis>) {
+        let Some(providers) = Arc::get_mut(&mut self.providers) else {
+            return;
+        };
+        for queue in providers.iter_mut().filter_map(|p| p.queue.as_mut()) {
+            if let Some(queue) = Arc::get_mut(queue) {
+                queue.share(redis.clone());
             }
         }
     }
@@ -247,13 +306,24 @@ impl Registry {
         &self.providers
     }
 
-    /// Picks the chat provider and upstream model for a request (see [`Registry::pick`]).
+    /// The configured routes, in the settings' order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Picks where a chat goes: the route that `model` (or `provider`) names, with its
+    /// name as the model; else the chat provider and upstream model (see
+    /// [`Registry::pick`]).
     pub fn route(
         &self,
         provider: Option<&str>,
         model: Option<&str>,
-    ) -> Result<(&Provider, String), String> {
-        self.pick(Capability::Chat, provider, model)
+    ) -> Result<(Via<'_>, String), String> {
+        if let Some(route) = self.named_route(provider, model)? {
+            return Ok((Via::Route(route), route.name().to_string()));
+        }
+        let (provider, model) = self.pick(Capability::Chat, provider, model)?;
+        Ok((Via::Provider(provider), model))
     }
 
     fn unknown(&self, id: &str) -> String {

@@ -5,9 +5,31 @@ use super::search::{SearchAnswer, SearchQuery};
 use super::voice::{Audio, Transcript, TranscriptEvent, TranscriptStream};
 use super::{Backend, Provider, Registry};
 use crate::config::Capability;
+use crate::dispatch::Route;
 use crate::error::ProviderError;
 
 impl Registry {
+    /// The route a chat request names: by `model` (`"model": "fast"`), or by `provider`
+    /// as `/api/agents` lists it (an agent whose one model is its own name).
+    pub(super) fn named_route(
+        &self,
+        provider: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<Option<&Route>, String> {
+        let model = model.filter(|m| !m.is_empty());
+        match provider.filter(|p| !p.is_empty()) {
+            Some(id) => match self.routes().iter().find(|r| r.name() == id) {
+                Some(route) if model.is_none_or(|m| m == id) => Ok(Some(route)),
+                Some(_) => Err(format!(
+                    "`{id}` is a route: its targets' models answer; leave `model` out, or \
+                     send `\"model\": \"{id}\"`"
+                )),
+                None => Ok(None),
+            },
+            None => Ok(model.and_then(|m| self.routes().iter().find(|r| r.name() == m))),
+        }
+    }
+
     /// Picks the provider and upstream model that serve `capability` for a request.
     ///
     /// `model` may be `provider-id/model`; a prefix that is not a provider id is part of
@@ -157,6 +179,39 @@ mod tests {
             &config,
             &Upstream::new(config.limits.clone(), SecretStore::new()),
         )
+    }
+
+    #[test]
+    fn a_route_is_named_by_its_model_or_as_a_provider() {
+        let config = crate::config::parse(
+            r#"{"providers": [
+                {"id": "demo", "kind": "demo"},
+                {"id": "oai", "kind": "openai", "base_url": "https://api.openai.com/v1", "default_model": "gpt-4o-mini"}
+            ], "routes": [{"name": "fast", "targets": ["oai", "demo"]}]}"#,
+            "test",
+        )
+        .unwrap();
+        let r = Registry::new(
+            &config,
+            &Upstream::new(config.limits.clone(), SecretStore::new()),
+        );
+        for (provider, model) in [
+            (None, Some("fast")),
+            (Some("fast"), None),
+            (Some("fast"), Some("fast")),
+        ] {
+            let (via, m) = r.route(provider, model).unwrap();
+            assert!(
+                matches!(via, crate::dispatch::Via::Route(_)),
+                "{provider:?} {model:?}"
+            );
+            assert_eq!((via.id(), m.as_str()), ("fast", "fast"));
+        }
+        let e = r.route(Some("fast"), Some("gpt-4o")).unwrap_err();
+        assert!(e.contains("`fast` is a route"), "{e}");
+        // A provider named explicitly keeps the model as the upstream's name.
+        let (via, m) = r.route(Some("oai"), Some("fast")).unwrap();
+        assert_eq!((via.id(), m.as_str()), ("oai", "fast"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! head that is admitted takes a slot, an abandoned request costs nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -35,6 +36,9 @@ pub struct ProviderQueue {
     line: Mutex<()>,
     /// Requests in the line, the head included.
     waiting: AtomicUsize,
+    /// Team mode: the pace is decided in Redis for all replicas, `pace` standing in
+    /// while Redis is unreachable.
+    shared: Option<Arc<crate::team::Redis>>,
 }
 
 impl ProviderQueue {
@@ -50,7 +54,25 @@ impl ProviderQueue {
             limits,
             line: Mutex::new(()),
             waiting: AtomicUsize::new(0),
+            shared: None,
         }
+    }
+
+    /// Paces this provider with every replica sharing `redis`.
+    pub fn share(&mut self, redis: Arc<crate::team::Redis>) {
+        self.shared = Some(redis);
+    }
+
+    /// Takes a slot if the budget has one now, else says how long until it may.
+    async fn check(&self) -> Result<(), Duration> {
+        if let Some(redis) = &self.shared {
+            if let Some(answer) = redis.pace(&self.provider, &self.limits).await {
+                return answer;
+            }
+        }
+        self.pace
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     pub fn limits(&self) -> &ProviderLimits {
@@ -70,7 +92,7 @@ impl ProviderQueue {
         // Nobody holds the line (tokio hands a released lock straight to a waiter, so a
         // free lock means an empty line) and the budget has room: go.
         if let Ok(_head) = self.line.try_lock() {
-            if self.pace.check().is_ok() {
+            if self.check().await.is_ok() {
                 return Ok(());
             }
         }
@@ -84,8 +106,8 @@ impl ProviderQueue {
         let started = Instant::now();
         let turn = tokio::time::timeout(self.limits.queue_timeout, async {
             let _head = self.line.lock().await;
-            while let Err(not_until) = self.pace.check() {
-                tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+            while let Err(wait) = self.check().await {
+                tokio::time::sleep(wait).await;
             }
         })
         .await;

@@ -14,6 +14,7 @@ use http_body::Body as _;
 use time::format_description::well_known::Rfc3339;
 
 use super::{LogEventKind, Record, RecordHandle, RequestLog};
+use crate::cache::{CacheControl, CACHE_HEADER};
 use crate::error::ErrorNote;
 use crate::gateway::ClientStall;
 
@@ -40,7 +41,8 @@ impl RequestRecord {
         // The path alone, never the query: a WebSocket may carry the token as `?token=`.
         let id = new_id();
         let header = HeaderValue::from_str(&id).expect("hex digits are a header value");
-        let handle = open_with_id(log, id, req.method().as_str(), req.uri().path(), origin);
+        let handle = open_with_id(log, id, req.method().as_str(), req.uri().path(), origin)
+            .with_cache_control(CacheControl::of(req.headers()));
         req.extensions_mut().insert(handle.clone());
         RequestRecord {
             handle,
@@ -59,9 +61,13 @@ impl RequestRecord {
             id,
             stall,
         } = self;
-        handle.set_status(response.status().as_u16());
-        if let Some(ErrorNote(message)) = response.extensions().get::<ErrorNote>() {
+        if let Some(cache) = handle.set_response_status(response.status().as_u16()) {
+            let value = HeaderValue::from_static(cache);
+            response.headers_mut().insert(CACHE_HEADER, value);
+        }
+        if let Some(ErrorNote(message, kind)) = response.extensions().get::<ErrorNote>() {
             handle.set_error(message.clone());
+            handle.set_error_kind(kind);
         }
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
         handle.publish(LogEventKind::Updated);
@@ -166,9 +172,11 @@ impl Drop for CountedBody {
                 "the client stopped reading the answer for the idle timeout; the connection \
                  was closed and the upstream call cancelled",
             );
+            self.handle.set_error_kind("slow_client");
         } else if !self.complete && !self.inner.is_end_stream() {
             self.handle
                 .set_error("the client disconnected before the answer was complete");
+            self.handle.set_error_kind("client_gone");
         }
         self.log.push(self.handle.finish());
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::cache::CacheControl;
 use crate::chat::Usage;
 
 /// A record's progress, as the live log publishes it.
@@ -63,7 +64,8 @@ pub struct Record {
     /// Why the answer ended, in OpenAI's words (`stop`, `length`, `tool_calls`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<&'static str>,
-    /// What kind of failure `error` is, for counting (`connect`, `timeout`, `status`, ...).
+    /// What kind of failure `error` is, for counting (`connect`, `timeout`,
+    /// `upstream_status`, ...: see `GatewayError::kind`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<&'static str>,
     /// `hit` when the cache answered, `coalesced` when another client's call did.
@@ -75,9 +77,15 @@ pub struct Record {
     /// Each target a route tried before the one that answered, and why it moved on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// The member whose token the request carried (`protogate members`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// Characters in `answer`, so each chunk need not count them again.
     #[serde(skip)]
     pub(crate) answer_chars: usize,
+    /// The cache was asked and had nothing: the `X-Protogate-Cache: miss` header.
+    #[serde(skip)]
+    pub(crate) cache_missed: bool,
 }
 
 impl Record {
@@ -127,7 +135,9 @@ impl Record {
             cache,
             route,
             attempts,
+            member,
             answer_chars: _,
+            cache_missed: _,
         } = self;
         field(out, b"{\"id\":", id)?;
         field(out, b",\"time\":", time)?;
@@ -171,6 +181,9 @@ impl Record {
         if !attempts.is_empty() {
             field(out, b",\"attempts\":", attempts)?;
         }
+        if let Some(member) = member {
+            field(out, b",\"member\":", member)?;
+        }
         out.push(b'}');
         Ok(())
     }
@@ -193,6 +206,8 @@ pub struct RecordHandle {
     start: Instant,
     max_text_chars: usize,
     live: Option<broadcast::Sender<LogEvent>>,
+    /// What the request's `Cache-Control` asks of the cache.
+    cache_control: CacheControl,
 }
 
 impl RecordHandle {
@@ -202,6 +217,7 @@ impl RecordHandle {
             start: Instant::now(),
             max_text_chars,
             live: None,
+            cache_control: CacheControl::Normal,
         }
     }
 
@@ -304,16 +320,45 @@ impl RecordHandle {
         self.with(|r| r.cache = Some(cache));
     }
 
+    pub(crate) fn set_cache_missed(&self) {
+        self.with(|r| r.cache_missed = true);
+    }
+
+    /// The same handle, carrying the request's `Cache-Control`.
+    pub(crate) fn with_cache_control(mut self, control: CacheControl) -> Self {
+        self.cache_control = control;
+        self
+    }
+
+    pub fn cache_control(&self) -> CacheControl {
+        self.cache_control
+    }
+
+    /// The request's `Origin`, if it had one.
+    pub fn origin(&self) -> Option<String> {
+        self.with(|r| r.origin.clone())
+    }
+
     pub fn set_route(&self, route: &str) {
         self.with(|r| r.route = Some(route.to_string()));
+    }
+
+    pub fn set_member(&self, member: &str) {
+        self.with(|r| r.member = Some(member.to_string()));
     }
 
     pub fn push_attempt(&self, attempt: Attempt) {
         self.with(|r| r.attempts.push(attempt));
     }
 
+    /// Ignored once the cache answered: a replayed or shared answer's usage was billed
+    /// to the request that paid for it.
     pub fn set_usage(&self, usage: Usage) {
-        self.with(|r| r.usage = Some(usage));
+        self.with(|r| {
+            if r.cache.is_none() {
+                r.usage = Some(usage);
+            }
+        });
     }
 
     /// Keeps the first error: later ones are usually its consequences.
@@ -326,6 +371,15 @@ impl RecordHandle {
 
     pub fn set_status(&self, status: u16) {
         self.with(|r| r.status = status);
+    }
+
+    /// [`Self::set_status`] for the response head, and what its `X-Protogate-Cache`
+    /// header says, if the cache took part (under the one lock).
+    pub(crate) fn set_response_status(&self, status: u16) -> Option<&'static str> {
+        self.with(|r| {
+            r.status = status;
+            r.cache.or(r.cache_missed.then_some("miss"))
+        })
     }
 
     pub fn add_bytes(&self, n: usize) {
@@ -419,7 +473,9 @@ mod tests {
                 reason: "answered 429".into(),
                 ms: 3.5,
             }],
+            member: Some("ana".into()),
             answer_chars: 5,
+            cache_missed: true,
         };
         for record in [full, Record::default()] {
             let mut line = Vec::new();

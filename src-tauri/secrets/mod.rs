@@ -16,6 +16,8 @@ pub const KEYCHAIN_SERVICE: &str = "protogate";
 const KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keychain account of the gateway's own access token.
 pub const ACCESS_TOKEN_ACCOUNT: &str = "protogate-access-token";
+/// Keychain account of the Langfuse secret key (`telemetry.langfuse`).
+pub const LANGFUSE_ACCOUNT: &str = "langfuse";
 
 /// Why a secret could not be read. Messages are stable and never carry the value.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]

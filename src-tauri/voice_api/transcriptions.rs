@@ -103,6 +103,7 @@ fn sse(
                     let e = GatewayError::from(e);
                     let message = e.to_string();
                     record.set_error(message.clone());
+                    record.set_error_kind(e.kind());
                     yield Ok(wire::error_event(&message, e.error_type(), e.status().as_u16()));
                     return;
                 }

@@ -52,6 +52,45 @@ const answers = {
     gateway_use_free_port: () => Object.assign(status, { state: "running", http: "http://127.0.0.1:5713", port: 5713, reason: null, port_in_use: null }),
     framer_component: () => "// ProtogateChat.tsx",
     clipboard_write: () => null,
+    usage_summary: ({ range }) => usageSummary(range),
+    usage_prices: () => ({ as_of: "November 2025", settings: [], built_in: [
+        { model: "gpt-4o-mini", input: 0.15, output: 0.6 }, { model: "gpt-4o", input: 2.5, output: 10 },
+        { model: "claude-sonnet-4-5", input: 3, output: 15 }, { model: "llama-3.1-8b-instant", input: 0.05, output: 0.08 }] }),
+}
+
+// The Usage view's numbers: a day of a prototype's calls, mostly gpt-4o-mini.
+function usageSummary(range) {
+    const days = { today: 1, "7d": 7, "30d": 30 }[range] ?? 1
+    const bucket = { 1: 3600, 7: 21600, 30: 86400 }[days]
+    const start = new Date(); start.setUTCHours(0, 0, 0, 0); start.setUTCDate(start.getUTCDate() - days + 1)
+    const row = (name, requests, errors, input, output, cost, extra = {}) => ({ name, requests, errors, cached: 0, input_tokens: input,
+        output_tokens: output, latency_p50_ms: 840, latency_p95_ms: 2310, ttft_p50_ms: 230, cost_usd: cost, unpriced_requests: 0, ...extra })
+    const scale = days === 1 ? 1 : days * 0.8
+    const n = (v) => Math.round(v * scale)
+    const openai = row("openai", n(212), n(3), n(30400), n(61200), 0.0413 * scale, { cached: n(41) })
+    const claude = row("claude", n(38), 0, n(9100), n(15800), 0.2643 * scale)
+    const ollama = row("ollama", n(17), 0, n(2300), n(5100), 0, { unpriced_requests: n(17), latency_p50_ms: 1900, latency_p95_ms: 4100, ttft_p50_ms: 610 })
+    const refused = row("(not routed)", n(6), n(6), 0, 0, 0, { latency_p50_ms: null, latency_p95_ms: null, ttft_p50_ms: null })
+    const providers = [claude, openai, ollama, refused]
+    const model = (provider, r, name, price) => ({ ...r, provider, name, price })
+    const models = [
+        model("claude", claude, "claude-sonnet-4-5", { input: 3, output: 15, source: "built-in" }),
+        model("openai", openai, "gpt-4o-mini", { input: 0.15, output: 0.6, source: "built-in" }),
+        model("ollama", ollama, "llama3.2", null),
+    ]
+    const sum = (key) => providers.reduce((t, p) => t + p[key], 0)
+    const totals = row("total", sum("requests"), sum("errors"), sum("input_tokens"), sum("output_tokens"), sum("cost_usd"), { cached: sum("cached"), unpriced_requests: sum("unpriced_requests") })
+    const sites = [row("https://project-k2x9.framercanvas.com", n(190), n(2), n(28000), n(55000), 0.2 * scale),
+        row("http://localhost:5173", n(77), n(1), n(13800), n(27100), 0.1056 * scale), row("https://acme-coffee.framer.app", n(6), n(6), 0, 0, 0)]
+    const count = (days * 86400) / bucket
+    const buckets = Array.from({ length: count }, (_, i) => {
+        const busy = days === 1 ? (i >= 9 && i <= 18 ? 14 + ((i * 7) % 19) : i < 21 ? (i * 3) % 4 : 0) : 20 + ((i * 13) % 37)
+        return { start: new Date(start.getTime() + i * bucket * 1000).toISOString(), requests: busy, errors: busy && i % 5 === 2 ? 1 : 0,
+            cached: Math.floor(busy / 6), input_tokens: busy * 140, output_tokens: busy * 260, cost_usd: busy * 0.0011 }
+    })
+    return { range, from: start.toISOString(), to: new Date().toISOString(), totals, providers, models, sites, buckets, bucket_s: bucket,
+        budgets: [{ provider: "claude", daily_usd: 0.3, stop_at_budget: true, spent_today_usd: 0.2643, resets_at: new Date(start.getTime() + days * 86400000).toISOString() }],
+        prices_as_of: "November 2025", retention_days: 14, lines: totals.requests + 40, skipped_lines: 0 }
 }
 window.__TAURI__ = {
     core: { invoke: async (command, args) => (answers[command] ?? (() => null))(args) },

@@ -15,7 +15,7 @@ trap 'kill $server; rm -rf "$site"' EXIT
 sleep 0.5
 # The chat is shown with a searched answer (the mock answers the gateway's routes too).
 extra() { [[ $1 == chat ]] && echo "&search=1&ask=Cold%20brew%20or%20iced%20coffee%3F" || true; }
-for view in endpoint providers logs chat settings; do
+for view in endpoint providers logs usage chat settings; do
   for scheme in light dark; do
     flags=()
     [[ $scheme == dark ]] && flags=(--force-dark-mode --blink-settings=preferredColorScheme=0)

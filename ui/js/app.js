@@ -6,8 +6,9 @@ import * as providers from "./providers.js"
 import * as logs from "./logs.js"
 import * as chat from "./chat.js"
 import * as settings from "./settings.js"
+import * as usage from "./usage.js"
 
-const views = { endpoint, providers, logs, chat, settings }
+const views = { endpoint, providers, logs, usage, chat, settings }
 
 function show(name) {
     for (const button of document.querySelectorAll(".nav")) {

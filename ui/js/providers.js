@@ -2,6 +2,7 @@
 // A key typed here goes to the keychain by a command and is cleared from the page at once.
 import { call } from "./api.js"
 import { $, el, showProblem, toast } from "./dom.js"
+import * as routes from "./routes.js"
 
 // Limits are the wiring spec's per-provider budgets, burst 2x; over them requests queue.
 const PRESETS = {
@@ -131,12 +132,14 @@ export async function render() {
     try {
         const providers = await call("providers_list")
         list.replaceChildren(...providers.map(providerCard))
+        routes.render(providers)
     } catch (error) {
         list.replaceChildren(el("p", { class: "problem" }, error.message))
     }
 }
 
 export function init() {
+    routes.init()
     $("#presets").replaceChildren(
         ...Object.entries(PRESETS).map(([name, preset]) =>
             el("button", { type: "button", class: "secondary", onclick: () => fill(preset, { limits: preset.limits, headers: preset.headers, transcription_model: preset.transcription_model }) }, name)),

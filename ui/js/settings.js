@@ -1,6 +1,7 @@
 // Settings: one form, saved whole; a mistake is shown on its field and nothing is saved.
 import { call } from "./api.js"
 import { $, showProblem, toast } from "./dom.js"
+import * as traces from "./traces.js"
 
 let current = null
 
@@ -13,6 +14,12 @@ async function load() {
     f.burst.value = current.limits.burst
     f.max_body_mb.value = +(current.limits.max_body_bytes / 1048576).toFixed(2)
     f.max_concurrent_streams.value = current.limits.max_concurrent_streams
+    const cache = current.cache ?? {}
+    f.cache_enabled.checked = !!cache.enabled
+    f.cache_ttl_s.value = cache.ttl_s ?? 300
+    f.cache_max_mb.value = +((cache.max_bytes ?? 33554432) / 1048576).toFixed(2)
+    f.cache_max_temperature.value = cache.max_temperature ?? ""
+    f.cache_coalesce.checked = cache.coalesce ?? true
     f.allow_any_origin.checked = current.cors.allow_any_origin
     f.allowed_origins.value = current.cors.allowed_origins.join("\n")
     f.require_access_token.checked = current.require_access_token
@@ -33,6 +40,7 @@ function showConsequences() {
 }
 
 export function init() {
+    traces.init()
     for (const name of ["allow_any_origin", "lan"]) {
         $("#settings-form").elements[name].addEventListener("change", showConsequences)
     }
@@ -55,13 +63,23 @@ export function init() {
     $("#settings-form").addEventListener("submit", async (event) => {
         event.preventDefault()
         const f = event.target.elements
-        const next = structuredClone(current)
+        // The file as it is now: a card that saves on its own (Traces) is not undone.
+        const next = await call("settings_get").catch(() => structuredClone(current))
         next.port = Number(f.port.value)
         next.log.retention_days = Number(f.retention_days.value)
         next.limits.requests_per_minute = Number(f.requests_per_minute.value)
         next.limits.burst = Number(f.burst.value)
         next.limits.max_body_bytes = Math.round(Number(f.max_body_mb.value) * 1048576)
         next.limits.max_concurrent_streams = Number(f.max_concurrent_streams.value)
+        next.cache = {
+            ...next.cache,
+            enabled: f.cache_enabled.checked,
+            ttl_s: Number(f.cache_ttl_s.value),
+            max_bytes: Math.round(Number(f.cache_max_mb.value) * 1048576),
+            coalesce: f.cache_coalesce.checked,
+        }
+        if (f.cache_max_temperature.value === "") delete next.cache.max_temperature
+        else next.cache.max_temperature = Number(f.cache_max_temperature.value)
         next.cors.allow_any_origin = f.allow_any_origin.checked
         next.cors.allowed_origins = f.allowed_origins.value.split("\n").map((o) => o.trim()).filter(Boolean)
         next.require_access_token = f.require_access_token.checked
@@ -87,6 +105,7 @@ function showTls(tls) {
 export async function shown() {
     try {
         await load()
+        await traces.shown()
         showTls(await call("tls_status"))
     } catch (error) {
         showProblem($("#settings-problem"), error)

@@ -327,7 +327,9 @@ pub fn request_body(chat: &ChatRequest, stream: bool) -> Value {
     if !chat.stop.is_empty() {
         obj.insert("stop".into(), chat.stop.clone().into());
     }
-    if stream && chat.include_usage {
+    // Always asked for: the request log and Usage count the tokens; each client's
+    // encoder passes them on only if that client asked (`chat.include_usage`).
+    if stream {
         obj.insert("stream_options".into(), json!({"include_usage": true}));
     }
     if !chat.tools.is_empty() {
