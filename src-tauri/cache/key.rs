@@ -25,7 +25,11 @@ const FORM: &[u8] = b"pg1";
 
 /// The key of `chat` from `origin` to `scope`.
 pub fn key(scope: &str, origin: Option<&str>, streamed: bool, chat: &ChatRequest) -> Key {
-    let mut feed = Feed(Context::new(&SHA256));
+    let mut feed = Feed {
+        hash: Context::new(&SHA256),
+        pending: [0; PENDING],
+        filled: 0,
+    };
     feed.bytes(FORM);
     feed.bytes(scope.as_bytes());
     feed.opt_str(origin);
@@ -46,16 +50,41 @@ pub fn key(scope: &str, origin: Option<&str>, streamed: bool, chat: &ChatRequest
         }
     }
     let mut key = [0; 32];
-    key.copy_from_slice(feed.0.finish().as_ref());
+    key.copy_from_slice(feed.finish().as_ref());
     key
 }
 
+/// Bytes gathered before they go to the hash: most pieces are a few bytes, and each
+/// call into the hash costs more than copying them.
+const PENDING: usize = 256;
+
 /// The hash, fed one unambiguous piece at a time.
-struct Feed(Context);
+struct Feed {
+    hash: Context,
+    pending: [u8; PENDING],
+    filled: usize,
+}
 
 impl Feed {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.filled + bytes.len() > PENDING {
+            self.hash.update(&self.pending[..self.filled]);
+            self.filled = 0;
+            if bytes.len() > PENDING {
+                return self.hash.update(bytes);
+            }
+        }
+        self.pending[self.filled..self.filled + bytes.len()].copy_from_slice(bytes);
+        self.filled += bytes.len();
+    }
+
+    fn finish(mut self) -> ring::digest::Digest {
+        self.hash.update(&self.pending[..self.filled]);
+        self.hash.finish()
+    }
+
     fn tag(&mut self, tag: u8) {
-        self.0.update(&[tag]);
+        self.put(&[tag]);
     }
 
     /// A length, as a LEB128 varint: one byte for most, so fewer blocks to hash.
@@ -71,12 +100,12 @@ impl Feed {
             out[at] = low | 0x80;
             at += 1;
         }
-        self.0.update(&out[..=at]);
+        self.put(&out[..=at]);
     }
 
     fn bytes(&mut self, bytes: &[u8]) {
         self.len(bytes.len());
-        self.0.update(bytes);
+        self.put(bytes);
     }
 
     fn flag(&mut self, on: bool) {
@@ -98,7 +127,7 @@ impl Feed {
             None => self.tag(0),
             Some(n) => {
                 self.tag(1);
-                self.0.update(&n.to_bits().to_le_bytes());
+                self.put(&n.to_bits().to_le_bytes());
             }
         }
     }
@@ -315,6 +344,17 @@ mod tests {
             key("ab", Some("c"), true, &chat("x")),
             key("a", Some("bc"), true, &chat("x"))
         );
+    }
+
+    #[test]
+    fn a_long_piece_counts_to_its_last_byte() {
+        let long = "x".repeat(1000);
+        let base = key("p", O, true, &chat(&long));
+        assert_eq!(base, key("p", O, true, &chat(&long)));
+        let mut last = long.clone();
+        last.replace_range(999.., "y");
+        assert_ne!(base, key("p", O, true, &chat(&last)));
+        assert_ne!(base, key("p", O, true, &chat(&format!("{long}x"))));
     }
 
     #[test]
