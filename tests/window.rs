@@ -768,9 +768,12 @@ async fn a_route_is_made_from_two_providers_answers_as_a_model_and_is_removed() 
     assert_eq!(answer["model"], "fast");
 
     w.click("[data-route=fast] button.danger").await;
-    w.wait_text("#route-empty", |t| t.contains("No routes yet"))
-        .await;
-    assert!(w.find("[data-route=fast]").await.is_none());
+    // The empty note is in the page all along, hidden: wait for the card to go, then see it.
+    let gone = "return document.querySelector('[data-route=fast]') ? 'listed' : 'gone'";
+    w.wait_script(gone, |t| t == "gone").await;
+    let empty = "const e = document.querySelector('#route-empty'); \
+        return e.hidden ? 'hidden' : e.textContent";
+    w.wait_script(empty, |t| t.contains("No routes yet")).await;
     let saved = std::fs::read_to_string(window.home.path().join("settings.json")).unwrap();
     assert!(!saved.contains("\"routes\""), "{saved}");
     window.close().await;
