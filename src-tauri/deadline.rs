@@ -256,17 +256,37 @@ impl hyper::rt::Timer for WorkerTimer {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Elapsed;
 
+pin_project_lite::pin_project! {
+    /// `future`'s output, or [`Elapsed`] once its deadline has passed first. A struct
+    /// rather than an `async fn`: an async fn keeps its argument and its pinned copy side
+    /// by side, and the upstream call this wraps is the largest future a request has (its
+    /// size is copied whenever the request's future moves).
+    #[must_use = "a timeout does nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        deadline: Deadline,
+    }
+}
+
 /// `future`'s output, or [`Elapsed`] once `after` has passed first.
-pub async fn timeout<F: Future>(after: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let mut future = std::pin::pin!(future);
-    let mut deadline = Deadline::after(after);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+pub fn timeout<F: Future>(after: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        deadline: Deadline::after(after),
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        Pin::new(&mut deadline).poll(cx).map(|()| Err(Elapsed))
-    })
-    .await
+        Pin::new(this.deadline).poll(cx).map(|()| Err(Elapsed))
+    }
 }
 
 #[cfg(test)]

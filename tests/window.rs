@@ -887,7 +887,11 @@ async fn the_usage_view_shows_each_providers_cost_and_takes_a_price() {
             usage_line(&at(now), "openai", "gpt-4o-mini", tokens)
         })
         .collect();
-    lines.push(usage_line(&at(now), "ollama", "llama3.2", (1200, 800)));
+    // A member's request (team mode): the view adds its "By member" table.
+    let mut ollama: Value =
+        serde_json::from_str(&usage_line(&at(now), "ollama", "llama3.2", (1200, 800))).unwrap();
+    ollama["member"] = json!("ana");
+    lines.push(ollama.to_string());
     std::fs::write(
         logs.path().join(format!("requests.{today}.jsonl")),
         lines.join("\n") + "\n",
@@ -938,6 +942,11 @@ async fn the_usage_view_shows_each_providers_cost_and_takes_a_price() {
     );
     let sites = w.text("#usage-sites").await;
     assert!(sites.contains("framercanvas.com"), "{sites}");
+    let members = w.text("#usage-members").await;
+    assert!(
+        members.contains("Member") && members.contains("ana"),
+        "{members}"
+    );
     let totals = w.text("#usage-totals").await;
     assert!(
         totals.contains("Requests\n5"),

@@ -10,15 +10,18 @@
 # callgrind, and divides the instructions counted by the requests served. With --stream,
 # streamed requests instead (examples/bench_client.rs, one at a time; the mock's answer
 # is 20 chunks).
-#   scripts/bench/instructions.sh [--stream] [--top N]   N: also list the N costliest
-#                                                        functions in Protogate's run
+#   scripts/bench/instructions.sh [--stream] [--top N] [--keep DIR]
+#     --top N     also list the N costliest functions in Protogate's run
+#     --keep DIR  keep Protogate's callgrind profile as DIR/protogate.out, to compare
+#                 two builds with callgrind_annotate (exclusive costs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-top=0 stream=0
+top=0 stream=0 keep=
 while (($#)); do
   case "$1" in
     --stream) stream=1 ;;
     --top) top=${2:-30}; shift ;;
+    --keep) keep=$2; shift ;;
   esac
   shift
 done
@@ -62,6 +65,7 @@ read -r floor_ir floor_n < <(count floor "$port" "$bin/examples/bench_floor" "$u
 port=$(free_port)
 read -r pg_ir pg_n < <(PROTOGATE_SECRET_BENCH=sk-bench-not-a-secret count protogate "$port" \
   "$bin/protogate" serve --no-https --port "$port" --config "$work/settings.json")
+[[ -n $keep ]] && mkdir -p "$keep" && cp "$work/protogate.out" "$keep/protogate.out"
 STREAM=$stream python3 - "$floor_ir" "$floor_n" "$pg_ir" "$pg_n" <<'EOF'
 import sys
 floor_ir, floor_n, pg_ir, pg_n = map(int, sys.argv[1:])

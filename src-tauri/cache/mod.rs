@@ -13,10 +13,14 @@
 //! - `key.rs`: the normal form of a request, hashed.
 //! - `store.rs`: the stored answers, bounded in entries and bytes (moka).
 //! - `coalesce.rs`: the calls in flight that identical requests join.
+//! - `shared.rs`: team mode's second level, the answers every replica shares in Redis
+//!   (calls in flight are joined per replica), in the binary form of `form.rs`.
 
 mod coalesce;
 mod control;
+mod form;
 mod key;
+mod shared;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -51,6 +55,8 @@ struct Shared {
     settings: CacheSection,
     store: Store,
     flights: Arc<Flights>,
+    /// Team mode: answers shared with the other replicas.
+    redis: Option<Arc<crate::team::Redis>>,
 }
 
 impl Cache {
@@ -62,12 +68,20 @@ impl Cache {
             settings: settings.clone(),
             store: Store::new(settings),
             flights: Arc::default(),
+            redis: None,
         })))
     }
 
+    /// Shares answers with every replica through `redis` (at start, before any request).
+    pub fn share(&mut self, redis: &Arc<crate::team::Redis>) {
+        if let Some(shared) = self.0.as_mut().and_then(Arc::get_mut) {
+            shared.redis = Some(redis.clone());
+        }
+    }
+
     /// Keeps `previous`'s answers (and calls in flight) across a settings change that
-    /// leaves them right: the same cache settings and routes, each provider calling the
-    /// same upstream.
+    /// leaves them right: the same cache settings, routes and Redis, each provider calling
+    /// the same upstream.
     pub fn carry_on(&mut self, config: &Config, previous: &Cache, previous_config: &Config) {
         fn upstreams(c: &Config) -> Vec<(&str, ProviderKind, Option<&str>)> {
             c.providers
@@ -83,6 +97,7 @@ impl Cache {
         }
         if config.cache == previous_config.cache
             && config.routes == previous_config.routes
+            && config.redis == previous_config.redis
             && upstreams(config) == upstreams(previous_config)
         {
             *self = previous.clone();
@@ -159,6 +174,12 @@ impl Consult {
                 served(&record, Served::Hit);
                 return Ok(shared_answer(replay(frames.clone())));
             }
+            if shared.redis.is_some() {
+                if let Some(Answer::Stream(frames)) = shared.in_redis(&key).await.as_deref() {
+                    served(&record, Served::Hit);
+                    return Ok(shared_answer(replay(frames.clone())));
+                }
+            }
             if shared.settings.coalesce {
                 let reader = match shared.flights.join(key) {
                     Joined::Follower(reader) => {
@@ -169,7 +190,7 @@ impl Consult {
                         record.set_cache_missed();
                         let keeper = shared.clone();
                         reader.drive_stream(call(), move |frames| {
-                            keeper.store.put(key, Answer::Stream(frames))
+                            keeper.keep(key, Answer::Stream(frames))
                         });
                         reader
                     }
@@ -201,6 +222,12 @@ impl Consult {
                 served(&record, Served::Hit);
                 return Ok(completion.clone());
             }
+            if shared.redis.is_some() {
+                if let Some(Answer::Whole(completion)) = shared.in_redis(&key).await.as_deref() {
+                    served(&record, Served::Hit);
+                    return Ok(completion.clone());
+                }
+            }
             if shared.settings.coalesce {
                 let reader = match shared.flights.join(key) {
                     Joined::Follower(reader) => {
@@ -211,7 +238,7 @@ impl Consult {
                         record.set_cache_missed();
                         let keeper = shared.clone();
                         reader.drive_whole(call(), move |completion| {
-                            keeper.store.put(key, Answer::Whole(completion.clone()))
+                            keeper.keep(key, Answer::Whole(completion.clone()))
                         });
                         reader
                     }
@@ -221,8 +248,36 @@ impl Consult {
         }
         record.set_cache_missed();
         let completion = Box::pin(call()).await?;
-        shared.store.put(key, Answer::Whole(completion.clone()));
+        shared.keep(key, Answer::Whole(completion.clone()));
         Ok(completion)
+    }
+}
+
+impl Shared {
+    /// Keeps a complete answer here and, in team mode, for the other replicas.
+    fn keep(&self, key: Key, answer: Answer) {
+        match &self.redis {
+            None => self.store.put(key, answer),
+            Some(redis) => {
+                let answer = Arc::new(answer);
+                self.store.put_shared(key, answer.clone());
+                let CacheSection {
+                    ttl_s, max_bytes, ..
+                } = self.settings;
+                shared::publish(redis, key, answer, ttl_s, max_bytes);
+            }
+        }
+    }
+
+    /// An answer another replica stored for `key`, now kept here too. It lives here for
+    /// the whole time to live from now, so at most twice that after the upstream gave it.
+    /// Boxed: a Redis call's future is large, and requests without Redis must not carry
+    /// its room in theirs.
+    async fn in_redis(&self, key: &Key) -> Option<Arc<Answer>> {
+        let redis = self.redis.as_deref()?;
+        let answer = Arc::new(Box::pin(shared::fetch(redis, key)).await?);
+        self.store.put_shared(*key, answer.clone());
+        Some(answer)
     }
 }
 
@@ -267,7 +322,7 @@ fn recording(mut frames: FrameStream, shared: Arc<Shared>, key: Key) -> FrameStr
             kept.push(frame.clone());
             let end = frame.events.contains(&ChatEvent::End);
             if end {
-                shared.store.put(key, Answer::Stream(std::mem::take(&mut kept).into()));
+                shared.keep(key, Answer::Stream(std::mem::take(&mut kept).into()));
             }
             yield item;
             if end {

@@ -61,10 +61,21 @@ impl Store {
     /// later call); below them, that work is left for later.
     pub fn put(&self, key: Key, answer: Answer) {
         let size = answer.size() as u64;
-        if size > self.max_bytes {
-            return;
+        if size <= self.max_bytes {
+            self.insert(key, Arc::new(answer), size);
         }
-        self.answers.insert(key, Arc::new(answer));
+    }
+
+    /// As [`Store::put`], for an answer also held elsewhere (on its way to Redis).
+    pub fn put_shared(&self, key: Key, answer: Arc<Answer>) {
+        let size = answer.size() as u64;
+        if size <= self.max_bytes {
+            self.insert(key, answer, size);
+        }
+    }
+
+    fn insert(&self, key: Key, answer: Arc<Answer>, size: u64) {
+        self.answers.insert(key, answer);
         let weight = size.max(self.least);
         let pending = self.pending.fetch_add(weight, Ordering::Relaxed) + weight;
         if self.answers.weighted_size() + pending > self.max_bytes {

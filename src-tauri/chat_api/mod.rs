@@ -30,6 +30,7 @@ use crate::dispatch;
 use crate::error::GatewayError;
 use crate::gateway::{event_stream, AppState, JsonBody};
 use crate::request_log::RecordHandle;
+use crate::team::threads::{Threads, Which};
 use events::{EventWriter, LastEvent};
 use replay::Resume;
 
@@ -40,13 +41,13 @@ pub async fn chat(
     headers: HeaderMap,
     JsonBody(input): JsonBody<ChatInput>,
 ) -> Result<Json<Value>, GatewayError> {
-    let turn = prepare(&state, &origin_key(&headers), input, &record)?;
+    let turn = prepare(&state, &origin_key(&headers), input, &record).await?;
     let completion = dispatch::complete(&state, &turn.provider, turn.chat.clone(), &record).await?;
     record.push_answer(&completion.text);
     if let Some(usage) = completion.usage {
         record.set_usage(usage);
     }
-    turn.finish(&completion.text);
+    turn.finish(&completion.text).await?;
     Ok(Json(json!({
         "response": completion.text,
         "conversation_id": turn.conversation_id,
@@ -202,7 +203,7 @@ async fn start(
     ),
     GatewayError,
 > {
-    let turn = prepare(state, origin, input, record)?;
+    let turn = prepare(state, origin, input, record).await?;
     let answer = dispatch::stream(state, &turn.provider, turn.chat.clone(), record).await?;
     Ok((turn, answer.frames, answer.permit))
 }
@@ -218,15 +219,22 @@ fn new_stream_id() -> String {
     format!("cs_{}", &hex[..16])
 }
 
-/// This page's conversation `id`, and the store it is in.
-fn find(
+/// This page's conversation `id`; deleted first if `delete`.
+async fn find(
     state: &AppState,
     origin: &str,
     id: &str,
-) -> Result<(std::sync::Arc<Store>, StoredThread), GatewayError> {
-    let store = crate::chatkit::store_of(state);
-    let thread = store.thread(origin, id).map_err(turn::refusal)?;
-    Ok((store, thread))
+    delete: bool,
+) -> Result<StoredThread, GatewayError> {
+    let threads = Threads::of(state);
+    let found = threads.run(origin, Which::One(id), false, |store| {
+        let thread = store.thread(origin, id)?;
+        if delete {
+            store.delete_thread(origin, id);
+        }
+        Ok(thread)
+    });
+    found.await?.map_err(turn::refusal)
 }
 
 /// `GET /api/conversations/{id}`: its messages, oldest first.
@@ -237,7 +245,7 @@ pub async fn conversation_get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
     record.set_thread(&id);
-    let (_, thread) = find(&state, &origin_key(&headers), &id)?;
+    let thread = find(&state, &origin_key(&headers), &id, false).await?;
     let messages: Vec<Value> = thread
         .items
         .iter()
@@ -269,9 +277,7 @@ pub async fn conversation_delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
     record.set_thread(&id);
-    let origin = origin_key(&headers);
-    let (store, _) = find(&state, &origin, &id)?;
-    store.delete_thread(&origin, &id);
+    find(&state, &origin_key(&headers), &id, true).await?;
     Ok(Json(json!({"deleted": true, "conversation_id": id})))
 }
 

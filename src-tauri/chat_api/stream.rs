@@ -50,7 +50,9 @@ pub fn answer_events(
                         }
                     }
                     if end {
-                        turn.finish(&answer);
+                        if let Err(e) = turn.finish(&answer).await {
+                            yield writer.error(&e.to_string());
+                        }
                         yield writer.done();
                         return;
                     }

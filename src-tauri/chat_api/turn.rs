@@ -2,8 +2,6 @@
 //! WebSocket): the provider picked, the conversation's history loaded, the new message
 //! (with the images it names) added, and the finished turn stored.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
 use crate::chat::{ChatRequest, Message, Part, Role};
@@ -15,6 +13,7 @@ use crate::dispatch::{Destination, Via};
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::request_log::RecordHandle;
+use crate::team::threads::{Threads, Which};
 
 /// The spec's `ChatRequest`: only the new message; the history stays server-side under
 /// `conversation_id`.
@@ -45,15 +44,15 @@ pub struct Turn {
     pub conversation_id: String,
     /// `provider-id/model`, or a route's name, as clients name models.
     pub client_model: String,
-    store: Arc<Store>,
+    threads: Threads,
     origin: String,
     user: UserMessageItem,
 }
 
 /// Resolves the provider (an unknown one is a 400 listing the configured ones), loads or
 /// starts the conversation of `origin`, and builds the request with its whole history.
-/// Nothing is stored until [`Turn::finish`].
-pub fn prepare(
+/// Only a new conversation is stored before [`Turn::finish`].
+pub async fn prepare(
     state: &AppState,
     origin: &str,
     input: ChatInput,
@@ -68,22 +67,31 @@ pub fn prepare(
         .providers
         .route(input.provider.as_deref(), input.model.as_deref())
         .map_err(GatewayError::bad_request)?;
-    let store = crate::chatkit::store_of(state);
-    let thread = store
-        .conversation(origin, input.conversation_id.as_deref())
+    let threads = Threads::of(state);
+    let (conversation_id, system, file_ids) = (
+        input.conversation_id.as_deref(),
+        input.system.filter(|s| !s.is_empty()),
+        &input.file_ids,
+    );
+    let which = conversation_id.map_or(Which::New, Which::One);
+    let (thread, system, images) = threads
+        .run(origin, which, true, |store| {
+            let thread = store.conversation(origin, conversation_id)?;
+            let id = &thread.meta.id;
+            let system = match system {
+                Some(system) => {
+                    store.set_system(origin, id, &system)?;
+                    Some(system)
+                }
+                None => Store::system_of(&thread),
+            };
+            let images = store.pending_uploads(origin, file_ids, id)?;
+            Ok((thread, system, images))
+        })
+        .await?
         .map_err(refusal)?;
     let id = thread.meta.id.clone();
     record.set_thread(&id);
-    let system = match input.system.filter(|s| !s.is_empty()) {
-        Some(system) => {
-            store.set_system(origin, &id, &system).map_err(refusal)?;
-            Some(system)
-        }
-        None => Store::system_of(&thread),
-    };
-    let images = store
-        .pending_uploads(origin, &input.file_ids, &id)
-        .map_err(refusal)?;
     let user = UserMessageItem {
         id: store::new_id("msg"),
         thread_id: id.clone(),
@@ -116,7 +124,7 @@ pub fn prepare(
         provider: provider.owned(),
         chat,
         conversation_id: id,
-        store,
+        threads,
         origin: origin.to_string(),
         user,
     })
@@ -152,10 +160,11 @@ fn history(thread: &StoredThread, user: &UserMessageItem) -> Vec<Message> {
 impl Turn {
     /// Stores the message and `answer` in the conversation, and takes the images it
     /// sent off the pending list. An empty answer (a stream stopped before any text)
-    /// stores nothing, so the question can simply be asked again.
-    pub fn finish(&self, answer: &str) {
+    /// stores nothing, so the question can simply be asked again. Fails (logged) only
+    /// when the conversation's Redis is unreachable.
+    pub async fn finish(&self, answer: &str) -> Result<(), GatewayError> {
         if answer.trim().is_empty() {
-            return;
+            return Ok(());
         }
         let reply = AssistantMessageItem {
             id: store::new_id("msg"),
@@ -171,9 +180,16 @@ impl Turn {
             ThreadItem::UserMessage(self.user.clone()),
             ThreadItem::AssistantMessage(reply),
         ];
-        // A conversation deleted while it answered stays deleted.
-        let _ = self
-            .store
-            .commit_turn(&self.origin, &self.conversation_id, items, &sent);
+        let (origin, id) = (&self.origin, &self.conversation_id);
+        let commit = |store: &Store| {
+            // A conversation deleted while it answered stays deleted.
+            let _ = store.commit_turn(origin, id, items, &sent);
+        };
+        let committed = self
+            .threads
+            .run(origin, Which::One(id), !sent.is_empty(), commit);
+        committed.await.inspect_err(|e| {
+            tracing::warn!("a turn of conversation {id} was not saved: {e}");
+        })
     }
 }

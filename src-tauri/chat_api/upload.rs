@@ -11,6 +11,7 @@ use super::origin_key;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::request_log::RecordHandle;
+use crate::team::threads::{Threads, Which};
 
 pub async fn upload(
     State(state): State<AppState>,
@@ -20,14 +21,25 @@ pub async fn upload(
 ) -> Result<Json<Value>, GatewayError> {
     let origin = origin_key(&headers);
     let upload = crate::chatkit::read_upload(&state, form).await?;
-    let store = crate::chatkit::store_of(&state);
     if let Some(id) = &upload.conversation_id {
         record.set_thread(id);
-        // Uploads go with their conversation: it must be this page's.
-        store.thread(&origin, id).map_err(super::turn::refusal)?;
     }
     let attachment = upload.attachment(upload.conversation_id.clone());
-    store.add_upload(&origin, attachment.clone());
+    let kept = attachment.clone();
+    let which = upload
+        .conversation_id
+        .as_deref()
+        .map_or(Which::New, Which::One);
+    Threads::of(&state)
+        .run(&origin, which, true, |store| {
+            if let Some(id) = &upload.conversation_id {
+                // Uploads go with their conversation: it must be this page's.
+                store.thread(&origin, id).map_err(super::turn::refusal)?;
+            }
+            store.add_upload(&origin, kept);
+            Ok::<_, GatewayError>(())
+        })
+        .await??;
     Ok(Json(json!({
         "file_id": attachment.id,
         "filename": attachment.name,

@@ -3,7 +3,6 @@
 //! content-part events, in the order the SDK's reference server emits them.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -11,7 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::store::{self, Store, StoredThread};
+use super::store::{self, StoredThread};
 use super::types::{
     AssistantMessageItem, Event, ImageAttachment, ItemUpdate, OutputText, StreamOptions,
     ThreadItem, UserMessageItem,
@@ -21,11 +20,12 @@ use crate::dispatch;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
 use crate::request_log::RecordHandle;
+use crate::team::threads::{Threads, Which};
 
 /// What an answer needs.
 pub struct Turn {
     pub state: AppState,
-    pub store: Arc<Store>,
+    pub threads: Threads,
     pub origin: String,
     pub record: RecordHandle,
     /// The thread with the message to answer as its last user message.
@@ -41,7 +41,7 @@ const TITLE_CHARS: usize = 48;
 pub fn answer(turn: Turn) -> Response {
     let Turn {
         state,
-        store,
+        threads,
         origin,
         record,
         thread,
@@ -86,7 +86,7 @@ pub fn answer(turn: Turn) -> Response {
             }
         };
         let mut partial = Partial {
-            store: &store,
+            threads: &threads,
             origin: &origin,
             item: AssistantMessageItem {
                 id: store::new_id("msg"),
@@ -145,16 +145,22 @@ pub fn answer(turn: Turn) -> Response {
             update: ItemUpdate::PartDone { content_index: 0, content: item.content[0].clone() },
         };
         let item = ThreadItem::AssistantMessage(item);
-        if let Err(e) = store.add_item(&origin, &thread.meta.id, item.clone()) {
-            yield Event::error(e.to_string(), false);
-            return;
-        }
-        yield Event::ItemDone { item };
-        if thread.meta.title.is_none() {
-            let title = title_from(&last.text());
-            if let Ok(meta) = store.set_title(&origin, &thread.meta.id, &title) {
-                yield Event::ThreadUpdated { thread: super::bare(meta) };
+        let title = thread.meta.title.is_none().then(|| title_from(&last.text()));
+        let id = &thread.meta.id;
+        let saved = threads.run(&origin, Which::One(id), false, |store| {
+            store.add_item(&origin, id, item.clone())?;
+            Ok::<_, GatewayError>(title.and_then(|t| store.set_title(&origin, id, &t).ok()))
+        });
+        let titled = match saved.await.and_then(|saved| saved) {
+            Ok(titled) => titled,
+            Err(e) => {
+                yield Event::error(e.to_string(), false);
+                return;
             }
+        };
+        yield Event::ItemDone { item };
+        if let Some(meta) = titled {
+            yield Event::ThreadUpdated { thread: super::bare(meta) };
         }
     };
     sse(events)
@@ -183,7 +189,7 @@ fn sse(events: impl futures_util::Stream<Item = Event> + Send + 'static) -> Resp
 /// An answer still streaming. If the page stops the stream (ChatKit's stop button, a
 /// reload) the text so far is kept, as the SDK's server keeps it on cancellation.
 struct Partial<'a> {
-    store: &'a Store,
+    threads: &'a Threads,
     origin: &'a str,
     item: AssistantMessageItem,
     done: bool,
@@ -193,8 +199,12 @@ impl Drop for Partial<'_> {
     fn drop(&mut self) {
         let has_text = self.item.content.iter().any(|c| !c.text.trim().is_empty());
         if !self.done && has_text {
-            let item = ThreadItem::AssistantMessage(self.item.clone());
-            let _ = self.store.add_item(self.origin, &self.item.thread_id, item);
+            let (origin, item) = (self.origin.to_string(), self.item.clone());
+            let id = self.item.thread_id.clone();
+            self.threads.run_later(self.origin, id, move |store| {
+                let thread = item.thread_id.clone();
+                let _ = store.add_item(&origin, &thread, ThreadItem::AssistantMessage(item));
+            });
         }
     }
 }

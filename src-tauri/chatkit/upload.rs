@@ -11,6 +11,7 @@ use super::store;
 use super::types::ImageAttachment;
 use crate::error::GatewayError;
 use crate::gateway::AppState;
+use crate::team::threads::{Threads, Which};
 
 /// The image types every provider kind reads.
 const IMAGE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
@@ -22,7 +23,13 @@ pub async fn upload(
 ) -> Result<Json<ImageAttachment>, GatewayError> {
     let upload = read_upload(&state, form).await?;
     let attachment = upload.attachment(None);
-    super::store_of(&state).add_upload(&super::origin_key(&headers), attachment.clone());
+    let origin = super::origin_key(&headers);
+    let kept = attachment.clone();
+    Threads::of(&state)
+        .run(&origin, Which::New, true, |store| {
+            store.add_upload(&origin, kept)
+        })
+        .await?;
     Ok(Json(attachment))
 }
 

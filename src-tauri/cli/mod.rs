@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod members;
+mod origins;
 mod serve;
 mod tls;
 mod usage;
@@ -42,6 +43,8 @@ pub enum Command {
     Secrets(SecretsCommand),
     /// People with a token of their own instead of the shared access token.
     Members(members::MembersArgs),
+    /// Sites approved to call the gateway (the team's list in Redis with --redis).
+    Origins(origins::OriginsArgs),
     /// List the configured providers and whether their keys are set.
     Providers,
     /// Check the settings and make one small call to every provider.
@@ -123,6 +126,7 @@ pub fn main(desktop: Option<DesktopApp>) -> ExitCode {
         Some(Command::Serve(args)) => serve::run(config, args),
         Some(Command::Secrets(command)) => commands::secrets(config, command),
         Some(Command::Members(command)) => members::run(config, command),
+        Some(Command::Origins(command)) => origins::run(config, command),
         Some(Command::Providers) => commands::providers(config),
         Some(Command::Check) => commands::check(config),
         Some(Command::Tls(command)) => tls::run(config, command),

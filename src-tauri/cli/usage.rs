@@ -54,6 +54,13 @@ fn render(s: &Summary, folder: &str) -> String {
     for site in &s.sites {
         out += &line(&site.name, site, cost(site));
     }
+    if !s.members.is_empty() {
+        out += "\n";
+        out += &header("member");
+        for member in &s.members {
+            out += &line(&member.name, member, cost(member));
+        }
+    }
     if s.totals.unpriced_requests > 0 {
         out += "\n+? and \"no price\": requests to models with no price, whose cost is unknown; \
                 give them one under \"usage.prices\".\n";

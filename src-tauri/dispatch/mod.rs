@@ -57,7 +57,10 @@ async fn stream_upstream<'a>(
 ) -> Result<Streaming, GatewayError> {
     let provider = match provider.into() {
         Via::Provider(provider) => provider,
-        Via::Route(route) => return via_route(state, route, chat, record, None).await,
+        // Boxed here and below: a route's retries would otherwise make every request's
+        // future as large as theirs, and the future is copied whole when it is boxed for
+        // the router.
+        Via::Route(route) => return Box::pin(via_route(state, route, chat, record, None)).await,
     };
     // The queue first: a request waiting for its provider's budget holds no stream slot.
     provider.wait_turn(record).await?;
@@ -95,7 +98,9 @@ async fn stream_holding_upstream<'a>(
 ) -> Result<Streaming, GatewayError> {
     let provider = match provider.into() {
         Via::Provider(provider) => provider,
-        Via::Route(route) => return via_route(state, route, chat, record, Some(permit)).await,
+        Via::Route(route) => {
+            return Box::pin(via_route(state, route, chat, record, Some(permit))).await
+        }
     };
     provider.wait_turn(record).await?;
     let frames = provider.stream(chat).await?;
@@ -138,7 +143,9 @@ async fn complete_upstream<'a>(
 ) -> Result<Completion, GatewayError> {
     let provider = match provider.into() {
         Via::Provider(provider) => provider,
-        Via::Route(route) => return retry::send(state, route, chat, record, &mut Whole).await,
+        Via::Route(route) => {
+            return Box::pin(retry::send(state, route, chat, record, &mut Whole)).await
+        }
     };
     provider.wait_turn(record).await?;
     Ok(provider.complete(chat).await?)

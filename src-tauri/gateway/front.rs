@@ -142,7 +142,9 @@ where
     }
 
     fn call(&mut self, req: Request) -> BoxFuture {
-        if self.state.config.require_access_token && req.method() != Method::OPTIONS {
+        let token = self.state.config.require_access_token && req.method() != Method::OPTIONS;
+        // In team mode the rate limit is Redis's answer, which is waited for too.
+        if token || self.state.redis.is_some() {
             // The token is read from the keychain (cached): the routes wait for it, so
             // they get their own copy of the (ready) inner service.
             let ready = self.inner.clone();
@@ -150,9 +152,16 @@ where
             let state = self.state.clone();
             return Box::pin(async move {
                 let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-                let refusal =
-                    guard::token_refusal(&state, method, uri, headers, req.extensions()).await;
-                if let Some(error) = refusal.or_else(|| guard::limit_refusal(&state, &req)) {
+                let mut refusal = None;
+                if token {
+                    refusal =
+                        guard::token_refusal(&state, method, uri, headers, req.extensions()).await;
+                }
+                if refusal.is_none() {
+                    let key = guard::limit_key(&req);
+                    refusal = guard::shared_origin_limit(&state, key).await;
+                }
+                if let Some(error) = refusal {
                     return Ok(guard::refuse(&req, error));
                 }
                 inner.oneshot(req).await

@@ -46,13 +46,17 @@ pub(super) fn origin_refusal(state: &AppState, req: &Request) -> Option<GatewayE
     // curl and scripts send none.
     let origin = req.headers().get(header::ORIGIN)?;
     let origin = String::from_utf8_lossy(origin.as_bytes());
-    if state.config.origins.allows(&origin) {
+    // The team's list (team mode) is a copy in memory, read only past the settings' own.
+    if state.config.origins.allows(&origin)
+        || state.redis.as_ref().is_some_and(|r| r.approves(&origin))
+    {
         return None;
     }
     Some(GatewayError::Forbidden(format!(
         "origin `{origin}` is not allowed. If this is your own prototype, approve it once: \
          add \"{origin}\" to cors.allowed_origins in Protogate's settings (or approve it \
-         in the Protogate window). Only sites you approve can use your providers"
+         in the Protogate window, or run `protogate origins add {origin}`). Only sites you \
+         approve can use your providers"
     )))
 }
 
@@ -189,10 +193,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Requests per origin per minute, with a burst. Preflights are answered by the CORS
 /// layer before this and do not count.
 pub(super) fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
+    origin_limit(state, limit_key(req))
+}
+
+/// Whose budget a request counts against: its `Origin`, or "" for none.
+pub(super) fn limit_key(req: &Request) -> String {
     let origin = req.headers().get(header::ORIGIN);
-    let key = origin.map_or_else(String::new, |o| {
+    origin.map_or_else(String::new, |o| {
         String::from_utf8_lossy(o.as_bytes()).into_owned()
-    });
+    })
+}
+
+/// [`origin_limit`], through Redis for all replicas together when the settings name one
+/// (one round trip); the local limiter without Redis or while it does not answer.
+pub(super) async fn shared_origin_limit(state: &AppState, key: String) -> Option<GatewayError> {
+    if let Some(redis) = &state.redis {
+        let limits = &state.config.limits;
+        let decided = redis
+            .origin_pace(&key, limits.requests_per_minute, limits.burst)
+            .await;
+        if let Some(decided) = decided {
+            return decided.err().map(|wait| GatewayError::RateLimited {
+                retry_after_s: wait.as_secs_f64().ceil() as u64,
+            });
+        }
+    }
     origin_limit(state, key)
 }
 

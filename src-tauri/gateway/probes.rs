@@ -94,6 +94,9 @@ impl Probes {
                 }
             }
         }
+        if let Some(reason) = state.redis.as_ref().and_then(|r| r.not_ready()) {
+            return Some(reason);
+        }
         let checks = self.0.checks.read().expect("readiness checks lock").clone();
         checks.iter().find_map(|check| check.not_ready())
     }

@@ -80,10 +80,11 @@ impl AppState {
             crate::members::store_for(&config, &secrets),
             config.keychain_cache,
         );
-        let cache = crate::cache::Cache::new(&config.cache);
+        let mut cache = crate::cache::Cache::new(&config.cache);
         let redis = crate::team::Redis::shared(&config.redis, &secrets);
         if let Some(redis) = &redis {
             providers.share_limits(redis);
+            cache.share(redis);
         }
         AppState(Arc::new(Inner {
             config,

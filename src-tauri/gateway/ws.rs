@@ -50,6 +50,8 @@ pub(super) struct Upgrade {
     upgrade: WebSocketUpgrade,
     /// The route's error shape, for a refusal after the handshake checks.
     shape: ErrorShape,
+    /// The member whose token opened the socket: each chat's record names them too.
+    pub member: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
@@ -60,6 +62,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             Ok(upgrade) => Ok(Upgrade {
                 upgrade,
                 shape: ErrorShape::for_path(parts.uri.path()),
+                member: parts
+                    .extensions
+                    .get::<RecordHandle>()
+                    .and_then(RecordHandle::member),
             }),
             Err(rejection) => {
                 let path = parts.uri.path();
@@ -80,7 +86,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 
 /// Accepts the upgrade with the gateway's limits, and runs `serve` on the socket.
 pub(super) fn accept<F, Fut>(
-    Upgrade { upgrade, shape }: Upgrade,
+    Upgrade { upgrade, shape, .. }: Upgrade,
     state: &AppState,
     headers: &HeaderMap,
     stopping: Option<Stopping>,
@@ -229,10 +235,19 @@ pub(super) struct ChatRecord {
 }
 
 impl ChatRecord {
-    /// Opens the record of chat `id` on the socket at `path`.
-    pub(super) fn open(state: &AppState, path: &str, origin: Option<&str>, id: &str) -> Self {
+    /// Opens the record of chat `id` on the socket at `path`, opened by `member`.
+    pub(super) fn open(
+        state: &AppState,
+        path: &str,
+        origin: Option<&str>,
+        member: Option<&str>,
+        id: &str,
+    ) -> Self {
         let handle = open_record(&state.log, "WS", path, origin.map(String::from));
         handle.set_chat_id(id);
+        if let Some(member) = member {
+            handle.set_member(member);
+        }
         ChatRecord {
             handle,
             log: state.log.clone(),

@@ -59,6 +59,7 @@ pub async fn chat_socket(
             .get(header::ORIGIN)
             .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned()),
         conversations: chat_api::origin_key(&headers),
+        member: upgrade.member.clone(),
         state: state.clone(),
     });
     let stopping = stopping.map(|Extension(s)| s);
@@ -74,6 +75,8 @@ struct Socket {
     origin: Option<String>,
     /// Whose conversations the chats read and write.
     conversations: String,
+    /// The member whose token opened the socket.
+    member: Option<String>,
 }
 
 /// A frame from a chat's task. `seq` tells this chat from an earlier one of the same id.
@@ -234,7 +237,13 @@ impl Chats {
             ));
         }
         let socket = &self.socket;
-        let record = ChatRecord::open(&socket.state, PATH, socket.origin.as_deref(), &id);
+        let record = ChatRecord::open(
+            &socket.state,
+            PATH,
+            socket.origin.as_deref(),
+            socket.member.as_deref(),
+            &id,
+        );
         if self.running.len() >= MAX_IN_FLIGHT {
             let error = format!(
                 "too many chats in flight on this socket (limit {MAX_IN_FLIGHT}); wait for \
@@ -316,10 +325,13 @@ async fn answer(
     seq: u64,
 ) -> Result<(), GatewayError> {
     let state = &socket.state;
-    if let Some(limited) = guard::origin_limit(state, socket.origin.clone().unwrap_or_default()) {
+    if let Some(limited) =
+        guard::shared_origin_limit(state, socket.origin.clone().unwrap_or_default()).await
+    {
         return Err(limited);
     }
     let turn = chat_api::prepare(state, &socket.conversations, input, record)
+        .await
         .map_err(conversation_error)?;
     let answer = dispatch::stream(state, &turn.provider, turn.chat.clone(), record).await?;
     let (mut frames, _permit) = (answer.frames, answer.permit);
@@ -357,7 +369,8 @@ async fn answer(
             if let Some(usage) = usage {
                 record.set_usage(usage);
             }
-            turn.finish(&answer);
+            // Not saved (Redis unreachable): logged; the answer is given all the same.
+            let _ = turn.finish(&answer).await;
             let finish = finish.unwrap_or(FinishReason::Stop).as_openai();
             record.set_finish_reason(finish);
             let done = json!({"type": "done", "id": id, "usage": usage, "finish_reason": finish});

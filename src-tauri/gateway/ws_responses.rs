@@ -46,10 +46,12 @@ pub async fn responses_socket(
         .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
     let stopping = stopping.map(|Extension(s)| s);
     let limit = state.config.limits.max_body_bytes;
+    let member = upgrade.member.clone();
     accept(upgrade, &state.clone(), &headers, stopping, move |link| {
         let socket = Socket {
             state,
             origin,
+            member,
             previous: None,
             previous_limit: 8 * limit,
         };
@@ -60,6 +62,8 @@ pub async fn responses_socket(
 struct Socket {
     state: AppState,
     origin: Option<String>,
+    /// The member whose token opened the socket.
+    member: Option<String>,
     /// The last response: its id and the conversation up to and including its output.
     previous: Option<(String, Vec<Value>)>,
     /// A conversation larger than this (JSON bytes) is not remembered.
@@ -92,7 +96,13 @@ impl Socket {
                     }
                 },
             };
-            let record = ChatRecord::open(&self.state, PATH, self.origin.as_deref(), "");
+            let record = ChatRecord::open(
+                &self.state,
+                PATH,
+                self.origin.as_deref(),
+                self.member.as_deref(),
+                "",
+            );
             let request = create_body(&text).and_then(|mut body| {
                 let input = self.expand(&mut body)?;
                 Ok((input, body))
@@ -207,7 +217,7 @@ fn respond<'a>(
     };
     async_stream::stream! {
         let started = async {
-            if let Some(limited) = guard::origin_limit(state, origin.unwrap_or_default().to_string()) {
+            if let Some(limited) = guard::shared_origin_limit(state, origin.unwrap_or_default().to_string()).await {
                 return Err(limited);
             }
             let parsed = responses::parse_request(&body)?;

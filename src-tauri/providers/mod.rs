@@ -140,7 +140,8 @@ impl Provider {
         }
         match &self.queue {
             None => Ok(()),
-            Some(queue) => queue.wait_turn(record).await,
+            // Boxed: a provider without `limits` should not carry the queue's future.
+            Some(queue) => Box::pin(queue.wait_turn(record)).await,
         }
     }
 

@@ -347,6 +347,11 @@ impl RecordHandle {
         self.with(|r| r.member = Some(member.to_string()));
     }
 
+    /// The member whose token the request carried, once the token was checked.
+    pub fn member(&self) -> Option<String> {
+        self.with(|r| r.member.clone())
+    }
+
     pub fn push_attempt(&self, attempt: Attempt) {
         self.with(|r| r.attempts.push(attempt));
     }

@@ -44,14 +44,26 @@ impl Redis {
         provider: &str,
         limits: &ProviderLimits,
     ) -> Option<Result<(), Duration>> {
-        let mut connection = self.connection()?;
         let period = match limits.per {
             RatePer::Minute => 60_000_000u64,
             RatePer::Hour => 3_600_000_000,
         };
         let interval = (period / u64::from(limits.requests.get())).max(1);
-        let mut invocation = SCRIPT.key(self.key("limit", provider));
-        invocation.arg(interval).arg(limits.burst.get());
+        self.gcra(&self.key("limit", provider), interval, limits.burst.get())
+            .await
+    }
+
+    /// One GCRA decision on `key`: `interval` microseconds between requests, `burst` at
+    /// once. The same answers as [`Redis::pace`].
+    pub(super) async fn gcra(
+        &self,
+        key: &str,
+        interval: u64,
+        burst: u32,
+    ) -> Option<Result<(), Duration>> {
+        let mut connection = self.connection()?;
+        let mut invocation = SCRIPT.key(key);
+        invocation.arg(interval).arg(burst);
         match invocation.invoke_async::<u64>(&mut connection).await {
             Ok(0) => Some(Ok(())),
             Ok(wait) => Some(Err(Duration::from_micros(wait))),

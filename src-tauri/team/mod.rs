@@ -5,6 +5,7 @@
 //! - [`Redis`]: the connection, whether Redis answers, and since when it has not.
 //! - `limit.rs`: a provider's pace decided by Redis for all replicas together.
 //! - [`RedisMembers`]: the member list every replica and `protogate members` share.
+//! - [`RedisOrigins`]: origins approved for the team, read back by every replica.
 //!
 //! Redis going away never stops chat: the hot path asks [`Redis::connection`], which says
 //! "not now" at the cost of an atomic load while Redis is down, and callers fall back to
@@ -12,8 +13,11 @@
 
 mod limit;
 mod members;
+mod origins;
+pub mod threads;
 
 pub use members::RedisMembers;
+pub use origins::{RedisOrigins, REFRESH_EVERY as ORIGINS_REFRESH_EVERY};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +47,8 @@ pub struct Redis {
     up: AtomicBool,
     /// When the current outage began, for `/health`.
     down_since: Mutex<Option<SystemTime>>,
+    /// Origins approved for the team, as last read (see `origins.rs`).
+    approved: origins::Approved,
 }
 
 impl std::fmt::Debug for Redis {
@@ -75,8 +81,10 @@ impl Redis {
             connection: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
             down_since: Mutex::new(Some(SystemTime::now())),
+            approved: Default::default(),
         });
         runtime.spawn(probe(Arc::downgrade(&redis), secrets.clone()));
+        runtime.spawn(origins::refresh(Arc::downgrade(&redis)));
         *shared = Some((section.clone(), redis.clone()));
         Some(redis)
     }
@@ -122,6 +130,13 @@ impl Redis {
                 format!("unreachable since {at}")
             }
         }
+    }
+
+    /// Why this replica should get no traffic, for `/readyz`: Redis does not answer.
+    /// No address, as the probe answers anyone.
+    pub fn not_ready(&self) -> Option<String> {
+        let health = self.health();
+        (health != "ok").then(|| format!("Redis does not answer ({health})"))
     }
 
     fn recovered(&self) {

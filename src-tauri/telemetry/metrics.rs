@@ -15,7 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::labels::{self, Names};
+use super::labels;
+use super::series::{Answered, ModelSeries, SeriesCache};
 use crate::request_log::{Record, RecordObserver};
 
 /// The `Content-Type` of what [`Metrics::render`] writes (text format 0.0.4).
@@ -40,7 +41,30 @@ struct RequestLabels {
     provider: Arc<str>,
     model: Arc<str>,
     status: u16,
+    #[prometheus(flatten)]
+    member: MemberLabel,
 }
+
+/// `member="<name>"` for a request with a member's token; no label at all without one, so
+/// the desktop's series stay as they were.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+struct MemberLabel(Option<Arc<str>>);
+
+impl prometheus_client::encoding::EncodeLabelSet for MemberLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        match &self.0 {
+            Some(name) => [("member", &**name)].encode(encoder),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Distinct members kept as labels; later ones count as `other`. Members are added by
+/// an admin, so this guards the series against a mistake, not a client.
+const MAX_MEMBERS: usize = 200;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
@@ -84,7 +108,9 @@ pub struct Scrape {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    names: Names,
+    series: SeriesCache,
+    /// Member names seen so far, up to [`MAX_MEMBERS`].
+    members: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<str>>>,
     requests: Family<RequestLabels, Counter>,
     duration: Histograms<ModelLabels>,
     first_token: Histograms<ModelLabels>,
@@ -176,7 +202,8 @@ impl Metrics {
         );
         Metrics {
             registry,
-            names: Names::default(),
+            series: SeriesCache::default(),
+            members: Default::default(),
             requests,
             duration,
             first_token,
@@ -207,66 +234,101 @@ impl Metrics {
     }
 }
 
-impl RecordObserver for Metrics {
-    fn finished(&self, record: &Record) {
-        let provider = self.names.of(record.provider.as_deref());
-        let model = self.names.of(record.model.as_deref());
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: labels::route(&record.path),
-                provider: provider.clone(),
-                model: model.clone(),
-                status: record.status,
-            })
-            .inc();
-        if let Some(kind) = record.error_kind.or(record.error.as_ref().map(|_| "other")) {
-            self.errors
-                .get_or_create(&KindLabels {
+impl Metrics {
+    /// The series of `record`'s provider and model, made on first sight.
+    fn series_of(&self, record: &Record) -> Arc<ModelSeries> {
+        let provider = record.provider.as_deref().unwrap_or_default();
+        let model = record.model.as_deref().unwrap_or_default();
+        self.series.get(provider, model, |provider, model| {
+            let answered = record.provider.is_some().then(|| {
+                let labels = ModelLabels {
                     provider: provider.clone(),
-                    kind,
-                })
-                .inc();
-        }
-        if let Some(kind) = record.cache {
-            self.cache
-                .get_or_create(&KindLabels {
-                    provider: provider.clone(),
-                    kind,
-                })
-                .inc();
-        }
-        if let Some(queued_ms) = record.queued_ms {
-            self.queue_wait
-                .get_or_create(&ProviderLabels {
-                    provider: provider.clone(),
-                })
-                .observe(queued_ms / 1e3);
-        }
-        if record.provider.is_none() {
-            return;
-        }
-        if let Some(usage) = record.usage {
-            for (r#type, n) in [
-                ("input", usage.input_tokens),
-                ("output", usage.output_tokens),
-            ] {
-                self.tokens
-                    .get_or_create(&TokenLabels {
+                    model: model.clone(),
+                };
+                let tokens = |r#type| {
+                    self.tokens.get_or_create_owned(&TokenLabels {
                         provider: provider.clone(),
                         model: model.clone(),
                         r#type,
                     })
-                    .inc_by(n);
+                };
+                Answered {
+                    duration: self.duration.get_or_create_owned(&labels),
+                    first_token: self.first_token.get_or_create_owned(&labels),
+                    input_tokens: tokens("input"),
+                    output_tokens: tokens("output"),
+                }
+            });
+            ModelSeries::new(provider, model, answered)
+        })
+    }
+}
+
+impl Metrics {
+    /// `member`'s label value: the name, or `other` past [`MAX_MEMBERS`].
+    fn member_label(&self, member: &str) -> Arc<str> {
+        if let Some(name) = self.members.read().expect("members lock").get(member) {
+            return name.clone();
+        }
+        let mut members = self.members.write().expect("members lock");
+        if members.len() >= MAX_MEMBERS {
+            return Arc::from(labels::OTHER);
+        }
+        members
+            .entry(member.into())
+            .or_insert_with(|| Arc::from(member))
+            .clone()
+    }
+}
+
+impl RecordObserver for Metrics {
+    fn finished(&self, record: &Record) {
+        let series = self.series_of(record);
+        let route = labels::route(&record.path);
+        let labels = |member| RequestLabels {
+            route,
+            provider: series.provider.clone(),
+            model: series.model.clone(),
+            status: record.status,
+            member: MemberLabel(member),
+        };
+        match &record.member {
+            None => series.requests(route, record.status, || {
+                self.requests.get_or_create_owned(&labels(None))
+            }),
+            // Team mode's: looked up in the family, past the series cache.
+            Some(member) => self
+                .requests
+                .get_or_create_owned(&labels(Some(self.member_label(member)))),
+        }
+        .inc();
+        if let Some(answered) = &series.answered {
+            answered.duration.observe(record.latency_ms / 1e3);
+            if let Some(ttft_ms) = record.ttft_ms {
+                answered.first_token.observe(ttft_ms / 1e3);
+            }
+            if let Some(usage) = record.usage {
+                answered.input_tokens.inc_by(usage.input_tokens);
+                answered.output_tokens.inc_by(usage.output_tokens);
             }
         }
-        let labels = ModelLabels { provider, model };
-        self.duration
-            .get_or_create(&labels)
-            .observe(record.latency_ms / 1e3);
-        if let Some(ttft_ms) = record.ttft_ms {
-            self.first_token
-                .get_or_create(&labels)
-                .observe(ttft_ms / 1e3);
+        // Rarer: looked up in their families.
+        let by_provider = |kind| KindLabels {
+            provider: series.provider.clone(),
+            kind,
+        };
+        if let Some(kind) = record.error_kind.or(record.error.as_ref().map(|_| "other")) {
+            self.errors.get_or_create(&by_provider(kind)).inc();
+        }
+        if let Some(kind) = record.cache {
+            self.cache.get_or_create(&by_provider(kind)).inc();
+        }
+        if let Some(queued_ms) = record.queued_ms {
+            self.queue_wait
+                .get_or_create(&ProviderLabels {
+                    provider: series.provider.clone(),
+                })
+                .observe(queued_ms / 1e3);
         }
     }
 }
@@ -342,6 +404,44 @@ mod tests {
             !text.contains("# EOF"),
             "the classic text format, not OpenMetrics"
         );
+    }
+
+    #[test]
+    fn a_members_requests_carry_their_name_and_others_no_member_label() {
+        let metrics = Metrics::new();
+        let ana = Record {
+            member: Some("ana".into()),
+            ..answered()
+        };
+        metrics.finished(&ana);
+        metrics.finished(&ana);
+        metrics.finished(&answered());
+        let text = metrics.render(Scrape::default());
+        let mut requests = sample(&text, "protogate_requests_total{");
+        requests.sort();
+        assert_eq!(
+            requests,
+            [
+                "protogate_requests_total{route=\"/v1/chat/completions\",provider=\"openai\",model=\"gpt-4o-mini\",status=\"200\",member=\"ana\"} 2",
+                "protogate_requests_total{route=\"/v1/chat/completions\",provider=\"openai\",model=\"gpt-4o-mini\",status=\"200\"} 1",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn members_past_the_bound_are_other() {
+        let metrics = Metrics::new();
+        for i in 0..=MAX_MEMBERS {
+            metrics.finished(&Record {
+                member: Some(format!("member-{i}")),
+                ..answered()
+            });
+        }
+        let text = metrics.render(Scrape::default());
+        assert!(text.contains("member=\"member-0\"} 1"), "{text}");
+        assert!(text.contains("member=\"other\"} 1"), "{text}");
+        assert!(!text.contains(&format!("member-{MAX_MEMBERS}\"")), "{text}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod otlp_config;
 mod otlp_export;
 mod otlp_proto;
 mod otlp_span;
+mod series;
 pub mod traces;
 
 use std::sync::Arc;

@@ -42,6 +42,9 @@ pub struct Line<'a> {
     /// `hit` or `coalesced`: answered without an upstream call of its own.
     #[serde(borrow, default)]
     pub cache: Option<Text<'a>>,
+    /// The member whose token the request carried (team mode).
+    #[serde(borrow, default)]
+    pub member: Option<Text<'a>>,
 }
 
 /// A string of the line, borrowed from it unless it had to be unescaped. (serde's own
@@ -99,10 +102,13 @@ impl Line<'_> {
     /// is parsed whole, as is one not in the log's order (the log's own start with
     /// `{"id":`). `None` for a line that is not a record.
     pub fn parse_in_place(line: &mut [u8]) -> Option<Line<'_>> {
+        /// `,"member":"` and the longest name (64 characters of up to 4 bytes), `"}`.
+        const MEMBER_TAIL: usize = 12 + 64 * 4 + 2;
         use memchr::memmem::Finder;
         use std::sync::LazyLock;
         static PROMPT: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"prompt\":"));
         static CACHE: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"cache\":\""));
+        static MEMBER: LazyLock<Finder> = LazyLock::new(|| Finder::new(b",\"member\":\""));
         let at = match PROMPT.find(line) {
             Some(at) if line.starts_with(b"{\"id\":") => at,
             _ => return Line::parse(line),
@@ -111,13 +117,20 @@ impl Line<'_> {
         let line: &[u8] = line;
         let (head, tail) = line.split_at(at + 1);
         let mut parsed: Line = serde_json::from_slice(head).ok()?;
-        if let Some(start) = CACHE.find(tail) {
-            let value = &tail[start + 10..];
+        // Neither holds an escape: a cache kind, a member name (see `members::check_name`).
+        fn after<'a>(finder: &Finder, within: &'a [u8]) -> Option<Option<Text<'a>>> {
+            let Some(start) = finder.find(within) else {
+                return Some(None);
+            };
+            let value = &within[start + finder.needle().len()..];
             let end = memchr::memchr(b'"', value)?;
-            parsed.cache = Some(Text(Cow::Borrowed(
-                std::str::from_utf8(&value[..end]).ok()?,
-            )));
+            let text = std::str::from_utf8(&value[..end]).ok()?;
+            Some(Some(Text(Cow::Borrowed(text))))
         }
+        parsed.cache = after(&CACHE, tail)?;
+        // The member is the record's last field: only the line's end is searched.
+        let last = &tail[tail.len().saturating_sub(MEMBER_TAIL)..];
+        parsed.member = after(&MEMBER, last)?;
         Some(parsed)
     }
 
@@ -316,6 +329,7 @@ mod tests {
             prompt: Some(r#"a prompt with ,"cache":"hit" and ,"prompt": in it"#.into()),
             answer: Some("an answer".into()),
             cache: Some("coalesced"),
+            member: Some("ana@example.com".into()),
             ..Default::default()
         };
         let mut line = Vec::new();
@@ -324,7 +338,9 @@ mod tests {
         let cut = format!("{:?}", Line::parse_in_place(&mut line.clone()).unwrap());
         assert_eq!(cut, whole);
         assert!(
-            whole.contains("coalesced") && whole.contains("input_tokens: 9"),
+            whole.contains("coalesced")
+                && whole.contains("input_tokens: 9")
+                && whole.contains("ana@example.com"),
             "{whole}"
         );
         let mut uncached = Vec::new();

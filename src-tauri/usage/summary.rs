@@ -1,5 +1,5 @@
 //! A [`Summary`] of the request log files over a range (today, 7 or 30 days): per
-//! provider, model and site, over time, with estimated cost and today's budgets.
+//! provider, model, site and member, over time, with estimated cost and today's budgets.
 //!
 //! What counts as a request: every record with a provider (chat on every route, voice,
 //! search, ChatKit, WebSocket chats, cache hits), and every request refused or failed
@@ -73,6 +73,8 @@ pub struct Summary {
     pub providers: Vec<Row>,
     pub models: Vec<ModelRow>,
     pub sites: Vec<Row>,
+    /// Per member (team mode); empty when no request carried a member's token.
+    pub members: Vec<Row>,
     /// Requests, tokens and cost over time, oldest first, `bucket_s` apart.
     pub buckets: Vec<Bucket>,
     pub bucket_s: i64,
@@ -163,6 +165,7 @@ struct Accumulator {
     total: Tally,
     providers: HashMap<String, ProviderTally>,
     sites: HashMap<String, Tally>,
+    members: HashMap<String, Tally>,
     buckets: Vec<Bucket>,
     spent_today: HashMap<String, f64>,
     lines: u64,
@@ -192,6 +195,7 @@ impl Accumulator {
             total: Tally::default(),
             providers: HashMap::new(),
             sites: HashMap::new(),
+            members: HashMap::new(),
             buckets,
             spent_today: HashMap::new(),
             lines: 0,
@@ -231,6 +235,9 @@ impl Accumulator {
         }
         for (site, tally) in other.sites {
             get_or_default(&mut self.sites, &site).merge(tally);
+        }
+        for (member, tally) in other.members {
+            get_or_default(&mut self.members, &member).merge(tally);
         }
         for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
             mine.requests += theirs.requests;
@@ -286,6 +293,9 @@ impl Accumulator {
         self.total.add(&counted);
         let site = line.origin.as_deref().unwrap_or(NO_ORIGIN);
         get_or_default(&mut self.sites, site).add(&counted);
+        if let Some(member) = &line.member {
+            get_or_default(&mut self.members, member).add(&counted);
+        }
         if let Some(b) = self
             .buckets
             .get_mut(((t - self.start) / self.bucket_s) as usize)
@@ -329,6 +339,12 @@ impl Accumulator {
             .map(|(site, tally)| tally.into_row(site))
             .collect();
         sort_rows(&mut sites);
+        let mut members: Vec<Row> = self
+            .members
+            .into_iter()
+            .map(|(member, tally)| tally.into_row(member))
+            .collect();
+        sort_rows(&mut members);
         let mut buckets = self.buckets;
         for b in &mut buckets {
             b.cost_usd = round_usd(b.cost_usd);
@@ -354,6 +370,7 @@ impl Accumulator {
             providers,
             models,
             sites,
+            members,
             buckets,
             bucket_s: self.bucket_s,
             budgets,

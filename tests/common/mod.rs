@@ -13,6 +13,7 @@ pub mod mock_tavily;
 pub mod otel;
 pub mod pages;
 pub mod speech;
+pub mod team;
 pub mod tray_host;
 pub mod voice_world;
 

@@ -62,6 +62,10 @@ function drawModels(s) {
     if (s.providers.length) rows.push(tableRow("total", "Total", s.totals, cost(s.totals)))
     $("#usage-models").replaceChildren(...rows)
     $("#usage-sites").replaceChildren(head("Site"), ...s.sites.map((r) => tableRow("site", host(r.name), r, cost(r), r.name)))
+    // Team mode's members: shown only once a request carried a member's token.
+    const members = s.members ?? []
+    $("#usage-members-card").hidden = members.length === 0
+    $("#usage-members").replaceChildren(head("Member"), ...members.map((r) => tableRow("member", r.name, r, cost(r), r.name)))
 }
 
 function drawTotals(s) {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod conversation;
+mod origin;
+
+pub use origin::OriginJson;
 
 use super::types::{
     FeedbackKind, ImageAttachment, ItemsListParams, ListParams, Order, Page, ThreadItem,
@@ -67,6 +70,8 @@ pub struct Store {
     /// Orders file writes: a snapshot older than the one on disk is never written.
     written: Mutex<u64>,
     next: AtomicU64,
+    /// Counts changes, so team mode can tell a reading operation from a changing one.
+    changes: AtomicU64,
 }
 
 impl Store {
@@ -97,6 +102,7 @@ impl Store {
             bounds,
             written: Mutex::new(0),
             next: AtomicU64::new(1),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +147,7 @@ impl Store {
             bounds,
             written: Mutex::new(0),
             next: AtomicU64::new(1),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +157,7 @@ impl Store {
             let mut data = self.data.lock().expect("store lock");
             let result = f(&mut data);
             prune(&mut data, self.bounds);
+            self.changes.fetch_add(1, Ordering::Relaxed);
             let snapshot = self.file.as_ref().map(|_| {
                 (
                     self.next.fetch_add(1, Ordering::Relaxed),
