@@ -8,18 +8,22 @@
 #   scripts/bench.sh [seconds per wrk run, default 10]
 #   scripts/bench.sh --quick      Protogate and direct only, 1 s runs, nothing written
 #   scripts/bench.sh --no-peers   Protogate and direct only, written as usual
+#   scripts/bench.sh --features-on  adds a Protogate row with the per-request features on
+#                                 (provider limit, metrics, traces, cache missing; issue #27)
 #   scripts/bench.sh --settings='{"metrics": {"enabled": true}}'
 #                                 JSON merged into Protogate's settings: the cost of a feature
+# Combine them: scripts/bench.sh --quick --features-on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LITELLM_VERSION=1.106.12
 PORTKEY_VERSION=1.15.2
-secs=10 quick=() peers=1 extra=()
+secs=10 quick=() peers=1 extra=() features=()
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=(--quick) peers=0 ;;
     --no-peers) peers=0 ;;
     --settings=*) extra=(--settings "${arg#--settings=}") ;;
+    --features-on) features=(--features-on) ;;
     *) secs=$arg ;;
   esac
 done
@@ -58,4 +62,4 @@ exec python3 scripts/bench/run.py --secs "$secs" \
   --client target/release/examples/bench_client \
   --inprocess target/release/examples/bench_inprocess \
   --floor target/release/examples/bench_floor --hyper-version "$(hyper_version)" \
-  "${peer_args[@]}" "${quick[@]}" "${extra[@]}"
+  "${peer_args[@]}" "${quick[@]}" "${extra[@]}" "${features[@]}"

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::mock_openai::MockOpenAi;
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// A `protogate serve` process with its own config and data directories.
@@ -47,17 +47,7 @@ async fn serve(args: &[&str], envs: &[(&str, &str)], settings: Option<Value>) ->
     let mut cmd = command(home.path(), args);
     cmd.envs(envs.iter().copied());
     let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("the URL line is printed promptly")
-        .unwrap()
-        .expect("a line on stdout");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+    let (url, line) = serve::announced(&mut child).await;
     assert!(!url.ends_with(":0"), "the real port is printed: {line}");
     Served {
         child,

@@ -388,3 +388,56 @@ async fn a_member_is_named_in_websocket_records_in_metrics_and_in_usage() {
         "the access token's request has no member:\n{usage}"
     );
 }
+
+/// Asks (without an `Origin`, as a script does) until `token` is known on `replica`, for
+/// up to ten seconds; a 401 spends no budget.
+async fn until_member_known(replica: &Replica, token: &str) {
+    for _ in 0..100 {
+        match replica.chat_as(Some(token)).await.0 {
+            401 => tokio::time::sleep(Duration::from_millis(100)).await,
+            status => return assert_eq!(status, 200),
+        }
+    }
+    panic!("the member's token never worked");
+}
+
+#[tokio::test]
+async fn without_an_origin_each_member_spends_a_budget_of_their_own() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let team = settings(json!({
+        "require_access_token": true,
+        "keychain_cache_ms": 200,
+        "limits": {"requests_per_minute": 3, "burst": 3},
+        "redis": {"key_prefix": "member-limit-test"},
+    }));
+    let a = Replica::start(&team, &redis.url()).await;
+    let b = Replica::start(&team, &redis.url()).await;
+    let (_dir, path) = admin_settings(&team);
+    let ana = admin(&path, &redis.url(), "members", &["add", "ana"]);
+    let ben = admin(&path, &redis.url(), "members", &["add", "ben"]);
+    let (ana, ben) = (ana.trim(), ben.trim());
+
+    until_member_known(&a, ana).await;
+    let mut codes = vec![];
+    for replica in [&b, &a, &b] {
+        codes.push(replica.chat_as(Some(ana)).await.0);
+    }
+    assert_eq!(
+        codes,
+        [200, 200, 429],
+        "ana's script: three a minute in all"
+    );
+    until_member_known(&b, ben).await;
+    assert_eq!(a.chat_as(Some(ben)).await.0, 200, "ben's budget is his own");
+    let mut keys = redis.keys("member-limit-test:origin-limit:member:*");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "member-limit-test:origin-limit:member:ana",
+            "member-limit-test:origin-limit:member:ben"
+        ]
+    );
+}

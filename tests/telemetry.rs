@@ -13,7 +13,7 @@ use common::mock_openai::MockOpenAi;
 use common::otel::{request_id, Receiver};
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// Settings to merge that send traces to `receiver`, with `extra`.
@@ -197,17 +197,7 @@ async fn serve(home: &Path, settings: Value, env: &[(&str, &str)]) -> (Child, St
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the gateway starts")
-        .unwrap()
-        .expect("its URL line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let (url, _) = serve::announced(&mut child).await;
     (child, url)
 }
 

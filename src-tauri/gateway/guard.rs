@@ -193,15 +193,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Requests per origin per minute, with a burst. Preflights are answered by the CORS
 /// layer before this and do not count.
 pub(super) fn limit_refusal(state: &AppState, req: &Request) -> Option<GatewayError> {
-    origin_limit(state, limit_key(req))
+    origin_limit(state, origin_key(req))
 }
 
 /// Whose budget a request counts against: its `Origin`, or "" for none.
-pub(super) fn limit_key(req: &Request) -> String {
+fn origin_key(req: &Request) -> String {
     let origin = req.headers().get(header::ORIGIN);
     origin.map_or_else(String::new, |o| {
         String::from_utf8_lossy(o.as_bytes()).into_owned()
     })
+}
+
+/// [`origin_key`], but a request without an `Origin` (curl, a script, an SDK) that a
+/// member made counts against that member's budget, so in team mode one member's script
+/// does not spend everyone's. Read after the token check, which names the member.
+pub(super) fn limit_key(req: &Request) -> String {
+    if req.headers().contains_key(header::ORIGIN) {
+        return origin_key(req);
+    }
+    req.extensions()
+        .get::<crate::request_log::RecordHandle>()
+        .and_then(|record| record.member())
+        .map_or_else(String::new, |member| format!("member:{member}"))
 }
 
 /// [`origin_limit`], through Redis for all replicas together when the settings name one

@@ -12,6 +12,7 @@ pub mod mock_openai;
 pub mod mock_tavily;
 pub mod otel;
 pub mod pages;
+pub mod serve;
 pub mod speech;
 pub mod team;
 pub mod tray_host;
