@@ -56,7 +56,7 @@ if ((peers)); then
              --portkey-version "$PORTKEY_VERSION")
 fi
 
-exec python3 scripts/bench/run.py --secs "$secs" \
+exec python3 -B scripts/bench/run.py --secs "$secs" \
   --protogate target/release/protogate \
   --upstream target/release/examples/bench_upstream \
   --client target/release/examples/bench_client \

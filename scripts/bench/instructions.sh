@@ -10,18 +10,22 @@
 # callgrind, and divides the instructions counted by the requests served. With --stream,
 # streamed requests instead (examples/bench_client.rs, one at a time; the mock's answer
 # is 20 chunks).
-#   scripts/bench/instructions.sh [--stream] [--top N] [--keep DIR]
+#   scripts/bench/instructions.sh [--stream] [--top N] [--keep DIR] [--settings JSON]
 #     --top N     also list the N costliest functions in Protogate's run
 #     --keep DIR  keep Protogate's callgrind profile as DIR/protogate.out, to compare
 #                 two builds with callgrind_annotate (exclusive costs)
+#     --settings  JSON merged into Protogate's settings: a feature's cost in instructions
+#                 (`{"metrics": {"enabled": true}}`); `"otlp_endpoint": "collector"` in
+#                 `telemetry` starts a collector that takes the traces
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-top=0 stream=0 keep=
+top=0 stream=0 keep= settings=
 while (($#)); do
   case "$1" in
     --stream) stream=1 ;;
     --top) top=${2:-30}; shift ;;
     --keep) keep=$2; shift ;;
+    --settings) settings=$2; shift ;;
   esac
   shift
 done
@@ -60,6 +64,10 @@ count() {
   echo "$(callgrind_annotate "$work/$name.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}') $requests"
 }
 
+if [[ -n $settings ]]; then
+  python3 -B scripts/bench/merge_settings.py "$work/settings.json" "$settings" "$work/ready" &
+  until [[ -e $work/ready ]]; do sleep 0.1; done
+fi
 port=$(free_port)
 read -r floor_ir floor_n < <(count floor "$port" "$bin/examples/bench_floor" "$upstream" "$port")
 port=$(free_port)

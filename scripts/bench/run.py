@@ -158,8 +158,8 @@ class Gateway:
                  probe=None):
         self.name, self.version, self.argv, self.url = name, version, argv, url
         self.headers, self.env, self.ready = headers or {}, env or {}, ready
-        # Extra headers for the streamed requests only; `probe(row)` reads what the
-        # gateway counted, after the runs.
+        # Extra headers for the streamed requests only; `probe`, told when the runs
+        # begin and end, reads what the gateway counted.
         self.stream_headers, self.probe = stream_headers or {}, probe
         self.process = None
 
@@ -216,29 +216,38 @@ def protogate(args, work, up, name, features=None):
         # bench_client sends one body over and over: `no-cache` makes each stream a fresh
         # upstream call that is still keyed and stored, as a miss is, not a hit.
         stream_headers={"Cache-Control": "no-cache"} if features else None,
-        probe=(lambda row: row.update(features=features_seen(url, features, row))) if features else None,
+        probe=FeaturesSeen(url, features) if features else None,
     )
 
 
-def features_seen(url, collector, row):
-    """What the features-on gateway counted: cache hits (none expected), spans dropped,
-    and what the collector received."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
-        text = r.read().decode()
+class FeaturesSeen:
+    """What the features-on gateway counted over its runs: cache hits (none expected),
+    spans dropped, what the collector received and the CPU it took (it runs in this
+    process, whose main thread only waits meanwhile)."""
 
-    def total(name, match=""):
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and match in line)
+    def __init__(self, url, collector):
+        self.url, self.collector = url, collector
 
-    exports, size = collector.counts()
-    return {
-        "cache_hits": int(total("protogate_cache_hits_total")),
-        "requests": sum(row[f"c{c}"]["requests"] for c in CONNECTIONS),
-        "spans_dropped": int(total("protogate_trace_spans_dropped_total")),
-        "exports": exports,
-        "export_mb": size / 1e6,
-        "errors": sum(row[f"c{c}"]["errors"] for c in CONNECTIONS),
-    }
+    def begin(self):
+        self.counts = self.collector.counts()
+        self.cpu = sum(os.times()[:2])
+
+    def end(self, row):
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = lambda name: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                 if line.startswith(name))
+        exports, size = (now - then for now, then in zip(self.collector.counts(), self.counts))
+        requests = sum(row[f"c{c}"]["requests"] for c in CONNECTIONS)
+        row["features"] = {
+            "cache_hits": int(total("protogate_cache_hits_total")),
+            "requests": requests,
+            "spans_dropped": int(total("protogate_trace_spans_dropped_total")),
+            "exports": exports,
+            "export_mb": size / 1e6,
+            "collector_cpu_ms_per_request": 1000 * (sum(os.times()[:2]) - self.cpu) / max(1, requests),
+            "errors": sum(row[f"c{c}"]["errors"] for c in CONNECTIONS),
+        }
 
 
 def gateways(args, work, upstream, collector=None):
@@ -313,12 +322,14 @@ def round_(args, work, upstream_port, direct, collector):
         try:
             pid = gw.process.pid
             idle = status_kb(pid, "VmRSS")
+            if gw.probe:
+                gw.probe.begin()
             row = measure(gw, args, pid)
             row["rss_idle_mb"] = idle / 1024
             row["rss_peak_mb"] = status_kb(pid, "VmHWM") / 1024
             row["version"] = gw.version
             if gw.probe:
-                gw.probe(row)
+                gw.probe.end(row)
             results[gw.name] = row
         finally:
             gw.stop()
