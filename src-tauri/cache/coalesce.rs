@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::key::Key;
+use super::key::{Key, KeyHasher};
 use crate::chat::{ChatEvent, Completion, Frame};
 use crate::dispatch::Streaming;
 use crate::error::{GatewayError, ProviderError};
@@ -25,7 +25,7 @@ use crate::providers::FrameStream;
 /// The calls in flight, by key.
 #[derive(Default)]
 pub struct Flights {
-    calls: Mutex<HashMap<Key, Arc<Flight>>>,
+    calls: Mutex<HashMap<Key, Arc<Flight>, KeyHasher>>,
 }
 
 /// One shared upstream call, as far as it has come.

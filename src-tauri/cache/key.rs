@@ -20,6 +20,12 @@ use crate::chat::{ChatRequest, ImageSource, Message, NativeBody, Part, Role, Too
 
 pub type Key = [u8; 32];
 
+/// How the maps of keys (moka's, the calls in flight) hash a key: foldhash, seeded per
+/// process. A key is already a digest, so SipHash's extra rounds bought nothing but cost
+/// 1.5 k instructions per cache miss; a fixed function of the digest's bytes would let
+/// a client that can try many prompts fill one bucket, which the seed prevents.
+pub type KeyHasher = foldhash::quality::RandomState;
+
 /// Bumped when the normal form changes, so no old key means something new.
 const FORM: &[u8] = b"pg1";
 

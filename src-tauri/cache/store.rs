@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use moka::policy::EvictionPolicy;
 
-use super::key::Key;
+use super::key::{Key, KeyHasher};
 use crate::chat::{ChatEvent, Completion, Frame};
 use crate::config::CacheSection;
 
@@ -26,7 +26,7 @@ pub enum Answer {
 }
 
 pub struct Store {
-    answers: moka::sync::Cache<Key, Arc<Answer>>,
+    answers: moka::sync::Cache<Key, Arc<Answer>, KeyHasher>,
     max_bytes: u64,
     least: u64,
     /// Weight stored since moka last applied its bounds.
@@ -43,7 +43,7 @@ impl Store {
             })
             .time_to_live(Duration::from_secs(settings.ttl_s))
             .eviction_policy(EvictionPolicy::lru())
-            .build();
+            .build_with_hasher(KeyHasher::default());
         Store {
             answers,
             max_bytes: settings.max_bytes,
